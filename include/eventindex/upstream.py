@@ -1,0 +1,51 @@
+"""What the upstream systems hold: the Tier-0 dataset table (READY/DONE flags) and the production system's
+task table (read incrementally by ``last_update``). SQLAlchemy Core, so the same code reads SQLite (the
+simulated world) or the real databases by URL.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+
+import sqlalchemy as sa
+
+metadata = sa.MetaData()
+
+tier0_datasets = sa.Table(
+    "tier0_datasets", metadata,
+    sa.Column("name", sa.String(255), primary_key=True),
+    sa.Column("run_number", sa.Integer, nullable=False),
+    sa.Column("stream", sa.String(64), nullable=False),
+    sa.Column("datatype", sa.String(32), nullable=False),
+    sa.Column("status", sa.String(8), nullable=False),  # READY -> DONE once indexed
+    sa.Column("created", sa.DateTime, nullable=False),
+    sa.Column("updated", sa.DateTime, nullable=False),
+)
+
+prodsys_tasks = sa.Table(
+    "prodsys_tasks", metadata,
+    sa.Column("task_id", sa.BigInteger, primary_key=True),
+    sa.Column("taskname", sa.String(255), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("output_datasets", sa.Text, nullable=False),  # JSON list
+    sa.Column("last_update", sa.DateTime, nullable=False, index=True),
+)
+
+
+def create(url: str, tier0: list[dict], tasks: list[dict]) -> None:
+    """(Re)create both tables at ``url`` with the given rows."""
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        metadata.drop_all(conn)
+        metadata.create_all(conn)
+        if tier0:
+            conn.execute(tier0_datasets.insert(), tier0)
+        if tasks:
+            conn.execute(prodsys_tasks.insert(),
+                         [{**t, "output_datasets": json.dumps(t["output_datasets"])} for t in tasks])
+    engine.dispose()
+
+
+def utc(ts: int) -> datetime:
+    return datetime.fromtimestamp(ts, timezone.utc).replace(tzinfo=None)
