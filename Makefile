@@ -1,0 +1,32 @@
+# The two quick-start commands: `make demo` and `make test`. Both set up whatever is missing first.
+SHELL := /bin/bash
+VENV := .venv
+export AIRFLOW__CORE__PARALLELISM ?= 4
+
+.PHONY: setup setup-test demo test test-unit bench lock clean
+
+setup:
+	@scripts/setup.sh
+
+setup-test:
+	@scripts/setup.sh --test
+
+demo: setup
+	$(VENV)/bin/eventindex demo
+
+# Real services (ActiveMQ) are started and stopped by the test harness itself (tests/conftest.py).
+test: setup-test
+	$(VENV)/bin/python -m pytest tests
+
+test-unit: setup
+	$(VENV)/bin/python -m pytest tests/unit
+
+bench: setup
+	$(VENV)/bin/python -m bench.producer
+
+lock: setup
+	$(VENV)/bin/uv pip compile requirements.txt -o requirements.lock --python-version 3.11 \
+		--python-platform x86_64-unknown-linux-gnu
+
+clean:
+	rm -rf .eventindex .pytest_cache
