@@ -1,0 +1,40 @@
+"""Shared fixtures: every test runs with its own EVENTINDEX_HOME, and one small simulated world per session."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture(autouse=True)
+def eventindex_home(tmp_path, monkeypatch) -> Path:
+    home = tmp_path / "eventindex-home"
+    monkeypatch.setenv("EVENTINDEX_HOME", str(home))
+    monkeypatch.delenv("EVENTINDEX_STAGING", raising=False)
+    monkeypatch.delenv("EVENTINDEX_STOMP_URL", raising=False)
+    return home
+
+
+@pytest.fixture(scope="session")
+def small_world(tmp_path_factory):
+    """Two runs, all formats, small: (world dict, world folder)."""
+    from eventindex.sim.world import WorldConfig, simulate
+
+    out = tmp_path_factory.mktemp("world")
+    config = WorldConfig(seed=11, runs=2, events_per_run=4000, lumi_blocks=30, raw_file_events=900,
+                         reproc_file_events=1500, mc_events=600, mc_file_events=300, workers=1)
+    return simulate(out, config), out
+
+
+def dataset(world: dict, datatype: str, *, stream: str = "physics_Main", tag: str | None = None, mc: bool = False):
+    for d in world["datasets"]:
+        if d["datatype"] != datatype or (tag and d["amitag"] != tag) or (("dsid" in d) != mc):
+            continue
+        if mc or d.get("stream") == stream:
+            return d
+    raise LookupError(f"no {datatype} dataset in the world")
+
+
+os.environ.setdefault("AIRFLOW__CORE__PARALLELISM", "4")
