@@ -24,11 +24,15 @@ from . import __version__, naming
 from .errors import ProducerError
 from .guid import guid_bytes, guid_in_name
 from .rootfile import EVENTS_TREE, INDEX_BRANCHES, MC_BRANCHES, PROV_RE, read_fid
-from .schema import GUID_TYPE, HLT_MASKS, L1_MASKS, SCHEMA_VERSION, record_schema, ref_columns
+from .schema import HLT_MASKS, L1_MASKS, SCHEMA_VERSION, record_schema, ref_columns
 from .staging import atomic_output, open_staging, uri_of
 from .trigger import masks_to_arrow
 
-PARQUET_OPTIONS = dict(compression="zstd", compression_level=3, row_group_size=1 << 20, write_statistics=True)
+# Dictionary pages only where values repeat (stream, menu keys): on the masks they cost time and bytes.
+# Min/max statistics only on the columns that queries prune by.
+PARQUET_OPTIONS = dict(compression="zstd", compression_level=1, row_group_size=1 << 20,
+                       use_dictionary=["stream", "smk", "l1psk", "hltpsk"],
+                       write_statistics=["run_number", "event_number", "lumi_block", "timestamp", "bcid"])
 
 
 @dataclass
@@ -247,5 +251,3 @@ class _ChecksumStream:
     def close(self):
         pass
 
-
-GUID_ARROW_TYPE = GUID_TYPE

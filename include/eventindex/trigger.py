@@ -180,4 +180,4 @@ def masks_from_arrow(column: pa.Array | pa.ChunkedArray) -> np.ndarray:
 def masks_to_arrow(masks: np.ndarray) -> pa.FixedSizeBinaryArray:
     masks = np.ascontiguousarray(masks, dtype=np.uint8)
     width = masks.shape[1]
-    return pa.FixedSizeBinaryArray.from_buffers(pa.binary(width), len(masks), [None, pa.py_buffer(masks.tobytes())])
+    return pa.FixedSizeBinaryArray.from_buffers(pa.binary(width), len(masks), [None, pa.py_buffer(masks.reshape(-1))])

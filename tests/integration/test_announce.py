@@ -150,3 +150,15 @@ def test_unreachable_broker_is_a_clear_error(tiny_world, tmp_path):
     assert isinstance(err.value, EventIndexError)  # so the CLI shows it as a user-facing message
     assert f"{host}:{port}/" in str(err.value), str(err.value)
     assert elapsed < 15, f"giving up on a closed port took {elapsed:.1f} s"
+
+
+@pytest.mark.xfail(strict=True, reason="bug in eventindex.messaging.announce: f'{exc or type(exc).__name__}' is "
+                                       "always the (truthy) exception, whose str() is empty for stomp.py's "
+                                       "ConnectFailedException, so the message ends in ': ' with no reason")
+def test_unreachable_broker_error_says_why(tiny_world, tmp_path):
+    ds = multi_file_aod(tiny_world)
+    with pytest.raises(AnnounceError) as err:
+        produce(ds["name"], paths_of(tiny_world, ds)[:1], str(tmp_path / "staging"),
+                stomp_target=parse_stomp_url("stomp://127.0.0.1:1/queue/eventindex.nowhere"))
+    reason = str(err.value).rpartition("eventindex.nowhere")[2].strip(" :")
+    assert reason, f"the error gives no reason: {str(err.value)!r}"
