@@ -38,8 +38,8 @@ def cmd_name_parse(args) -> int:
 # --- simulate --------------------------------------------------------------------------------------------------
 
 
-def _simulate(out_dir: Path, args) -> dict:
-    from .sim.world import WorldConfig, simulate
+def _config(args):
+    from .sim.world import WorldConfig
 
     config = WorldConfig(seed=args.seed)
     for key in ("runs", "events_per_run", "lumi_blocks", "mc_events"):
@@ -47,6 +47,13 @@ def _simulate(out_dir: Path, args) -> dict:
             setattr(config, key, getattr(args, key))
     if config.runs < 1 or config.events_per_run < 1 or config.lumi_blocks < 1 or config.mc_events < 1:
         raise EventIndexError("--runs, --events-per-run, --lumi-blocks and --mc-events must be positive")
+    return config
+
+
+def _simulate(out_dir: Path, args) -> dict:
+    from .sim.world import simulate
+
+    config = _config(args)
     started = time.perf_counter()
     with _progress() as bar:
         tasks = {}
@@ -129,8 +136,11 @@ def produce_world(world: dict, world_dir: Path, staging: str, stomp_url: str | N
 
 
 def cmd_demo(args) -> int:
+    from dataclasses import asdict
+
     from .sim.world import load_world
 
+    wanted = {k: v for k, v in asdict(_config(args)).items() if k != "workers"}
     settings = Settings.from_env()
     out.rule("[bold]EventIndex demo (embedded defaults)")
     out.print(f"EVENTINDEX_HOME = {settings.home}")
@@ -139,7 +149,7 @@ def cmd_demo(args) -> int:
     if not args.fresh:
         try:
             world = load_world(world_dir)
-            if world["seed"] != args.seed:
+            if world.get("config") != wanted:
                 world = None
         except FileNotFoundError:
             world = None
