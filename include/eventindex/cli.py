@@ -99,8 +99,14 @@ def cmd_produce(args) -> int:
 
     settings = Settings.from_env()
     stomp_url = args.stomp or settings.stomp_url
-    result = produce(args.dataset, args.files, args.staging or settings.staging, args.task_id, args.job_id,
-                     parse_stomp_url(stomp_url) if stomp_url else None)
+    from .messaging import AnnounceError
+
+    try:
+        result = produce(args.dataset, args.files, args.staging or settings.staging, args.task_id, args.job_id,
+                         parse_stomp_url(stomp_url) if stomp_url else None)
+    except AnnounceError as exc:
+        raise AnnounceError(f"{exc}. The index files are in the staging area; run the same command again to "
+                            "announce them (the same task and job ids overwrite, never duplicate)") from None
     if args.json:
         print(json.dumps({k: v for k, v in result.__dict__.items() if k != "summary"}))
     else:
@@ -154,6 +160,11 @@ def cmd_demo(args) -> int:
         except FileNotFoundError:
             world = None
     if world is None:
+        default_staging = Path(settings.staging) == settings.home / "staging"
+        if default_staging and (settings.home / "staging").exists():  # index of an earlier world
+            import shutil
+
+            shutil.rmtree(settings.home / "staging")
         out.print(f"1. simulating the mini-ATLAS world (seed {args.seed}) into {world_dir}")
         world = _simulate(world_dir, args)
         out.print(f"   {world['nevents']:,} events in {world['nfiles']} ROOT files, {len(world['datasets'])} datasets, "

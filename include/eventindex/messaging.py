@@ -49,8 +49,10 @@ def announce(target: StompTarget, message: dict, timeout: float = 15.0) -> None:
         if listener.error:
             raise AnnounceError(f"broker refused the announcement: {listener.error}")
     except stomp.exception.StompException as exc:
+        reason = str(exc) or ("could not connect (is the broker running?)"
+                              if isinstance(exc, stomp.exception.ConnectFailedException) else type(exc).__name__)
         raise AnnounceError(f"cannot announce to stomp://{target.host}:{target.port}{target.destination}: "
-                            f"{exc or type(exc).__name__}") from exc
+                            f"{reason}") from exc
     finally:
         if conn.is_connected():
             conn.disconnect()

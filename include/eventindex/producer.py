@@ -3,7 +3,9 @@ per-GUID summary in the staging area, then an announcement (STOMP) when a broker
 
 Every input file is read and checked before anything is written, so bad input (an unreadable or truncated file,
 missing branches, a GUID that does not match the file, a run or channel that does not belong to the dataset,
-a malformed dataset name) leaves the staging area untouched and announces nothing.
+a malformed dataset name) leaves the staging area untouched and announces nothing. If only the announcement
+fails (broker unreachable), the files stay in the staging area and the error says so: running the same job
+again overwrites them and announces, since consumers are idempotent.
 """
 
 from __future__ import annotations

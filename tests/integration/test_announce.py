@@ -152,9 +152,6 @@ def test_unreachable_broker_is_a_clear_error(tiny_world, tmp_path):
     assert elapsed < 15, f"giving up on a closed port took {elapsed:.1f} s"
 
 
-@pytest.mark.xfail(strict=True, reason="bug in eventindex.messaging.announce: f'{exc or type(exc).__name__}' is "
-                                       "always the (truthy) exception, whose str() is empty for stomp.py's "
-                                       "ConnectFailedException, so the message ends in ': ' with no reason")
 def test_unreachable_broker_error_says_why(tiny_world, tmp_path):
     ds = multi_file_aod(tiny_world)
     with pytest.raises(AnnounceError) as err:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import zlib
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
@@ -152,6 +153,9 @@ def simulate(out: str | Path, config: WorldConfig | None = None, progress=None) 
     """
     config = config or WorldConfig()
     out = Path(out).resolve()
+    if (out / "world.json").exists():  # replacing an earlier world: drop its files, keep nothing stale
+        (out / "world.json").unlink()
+        shutil.rmtree(out / "rse", ignore_errors=True)
     out.mkdir(parents=True, exist_ok=True)
     b = _Builder(out, config)
     b._jobs = {}
