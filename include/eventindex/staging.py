@@ -1,7 +1,7 @@
 """The staging area between producers and ingestion: a local folder by default, S3 (or any URI pyarrow's
 filesystems take, e.g. ``s3://bucket/prefix?endpoint_override=127.0.0.1:9000&scheme=http``) when configured.
 
-Objects appear whole or not at all: each is written under a ``.part`` name and moved into place once complete.
+Objects appear whole or not at all (see ``atomic_output``).
 """
 
 from __future__ import annotations
@@ -32,16 +32,24 @@ def uri_of(staging: str, *parts: str) -> str:
 
 @contextmanager
 def atomic_output(fs: pafs.FileSystem, path: str):
-    """Write a stream that becomes visible at ``path`` only if the block completes."""
-    part = path + ".part"
-    fs.create_dir(posixpath.dirname(path), recursive=True)
+    """Write a stream that becomes visible at ``path`` only if the block completes.
+
+    On a local disk the data goes to ``<path>.part`` and is renamed into place. On an object store an object
+    appears only when its upload completes (a rename would be a copy, and leave folder markers behind); if the
+    block fails, the object is deleted. The producer writes its summary last: it marks a job complete.
+    """
+    local = isinstance(fs, pafs.LocalFileSystem)
+    target = path + ".part" if local else path
+    if local:
+        fs.create_dir(posixpath.dirname(path), recursive=True)
     try:
-        with fs.open_output_stream(part) as stream:
+        with fs.open_output_stream(target) as stream:
             yield stream
-        fs.move(part, path)
+        if local:
+            fs.move(target, path)
     except BaseException:
         try:
-            fs.delete_file(part)
+            fs.delete_file(target)
         except (FileNotFoundError, OSError):
             pass
         raise
