@@ -1,0 +1,121 @@
+"""What a query selects, checked before any backend sees it.
+
+A selection combines dataset-level criteria (project, runs, stream, datatype, version, dataset) that the
+manifest answers, and event-level criteria (lumi blocks, time range, GUID, trigger names) that need the events.
+Every value is typed and range-checked here; backends pass values to SQL only as bound parameters.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field, replace
+
+from ..errors import EventIndexError
+from ..guid import normalize_guid
+from ..naming import DATATYPE_RE, PROJECT_RE, STREAM_RE, TAG_RE
+
+UINT32_MAX = 2**32 - 1
+TRIGGER_RE = re.compile(r"^(L1|HLT)_[A-Za-z0-9_.\-]{1,120}$")
+
+
+class BadSelection(EventIndexError, ValueError):
+    """A selection that cannot be run as given; the message says which part is wrong."""
+
+
+Range = tuple[int, int]
+
+
+def _range(text_or_pair, what: str, top: int = UINT32_MAX) -> Range:
+    if isinstance(text_or_pair, (tuple, list)):
+        lo, hi = text_or_pair
+    else:
+        text = str(text_or_pair).strip()
+        m = re.fullmatch(r"(\d{1,20})(?:\s*[-:]\s*(\d{1,20}))?", text)
+        if not m:
+            raise BadSelection(f"{what} {text!r} is not a number or a range like 100-200")
+        lo, hi = int(m.group(1)), int(m.group(2) or m.group(1))
+    if not (isinstance(lo, int) and isinstance(hi, int)) or isinstance(lo, bool) or isinstance(hi, bool):
+        raise BadSelection(f"{what} bounds must be integers, got {lo!r}-{hi!r}")
+    if lo < 0 or hi < 0:
+        raise BadSelection(f"{what} {lo}-{hi} is negative")
+    if lo > hi:
+        raise BadSelection(f"{what} {lo}-{hi} is empty (start after end)")
+    return min(lo, top), min(hi, top)
+
+
+@dataclass(frozen=True)
+class Selection:
+    project: str | None = None
+    runs: tuple[Range, ...] = ()
+    lumi_blocks: tuple[Range, ...] = ()
+    stream: str | None = None
+    datatype: str | None = None
+    version: str | None = None  # AMI tag chain, "" for RAW, or "latest"
+    dataset: str | None = None
+    guid: str | None = None
+    triggers: tuple[str, ...] = ()  # all must have passed (L1 after veto, HLT passed)
+    time_range: Range | None = None  # seconds since the epoch, inclusive
+    include_obsolete: bool = False
+    extra: dict = field(default_factory=dict, compare=False)
+
+    @property
+    def event_level(self) -> bool:
+        """Whether the events themselves must be read (beyond per-dataset counts and trigger counts)."""
+        return bool(self.lumi_blocks or self.guid or self.time_range)
+
+    def with_(self, **changes) -> "Selection":
+        return replace(self, **changes)
+
+
+def make_selection(*, project=None, runs=(), lumi_blocks=(), stream=None, datatype=None, version=None, dataset=None,
+                   guid=None, triggers=(), time_range=None, include_obsolete=False) -> Selection:
+    """Build a checked Selection from user input (strings from a CLI or REST call, or Python values)."""
+    if project is not None and not PROJECT_RE.match(project):
+        raise BadSelection(f"project {project!r} is not a project tag like data18_13TeV")
+    if stream is not None and not STREAM_RE.match(stream):
+        raise BadSelection(f"stream {stream!r} is not a stream name like physics_Main")
+    if datatype is not None and not DATATYPE_RE.match(datatype):
+        raise BadSelection(f"data type {datatype!r} is not a known format (RAW, AOD, DAOD_<NAME>, ...)")
+    if version is not None and version not in ("", "latest"):
+        if not all(TAG_RE.match(t) for t in version.split("_")):
+            raise BadSelection(f"version {version!r} is not an AMI tag chain like f961_m1831, or 'latest'")
+    if dataset is not None:
+        from ..naming import parse
+
+        try:
+            dataset = parse(dataset).name
+        except EventIndexError as exc:
+            raise BadSelection(str(exc)) from None
+    if guid is not None:
+        try:
+            guid = normalize_guid(guid)
+        except (ValueError, TypeError):
+            raise BadSelection(f"GUID {guid!r} is not a UUID") from None
+    if isinstance(triggers, str):
+        triggers = [t for t in re.split(r"[,\s]+", triggers) if t]
+    for t in triggers:
+        if not isinstance(t, str) or not TRIGGER_RE.match(t):
+            raise BadSelection(f"trigger {t!r} is not an L1_ item or HLT_ chain name")
+    if isinstance(runs, (str, int)):
+        runs = [runs]
+    if isinstance(lumi_blocks, (str, int)):
+        lumi_blocks = [lumi_blocks]
+    run_ranges = tuple(_range(r, "run") for r in runs)
+    lb_ranges = tuple(_range(r, "lumi block") for r in lumi_blocks)
+    if time_range is not None:
+        time_range = _range(time_range, "time range")
+    return Selection(project=project, runs=run_ranges, lumi_blocks=lb_ranges, stream=stream, datatype=datatype,
+                     version=version, dataset=dataset, guid=guid, triggers=tuple(triggers), time_range=time_range,
+                     include_obsolete=include_obsolete)
+
+
+def in_ranges(value: int, ranges: tuple[Range, ...]) -> bool:
+    return not ranges or any(lo <= value <= hi for lo, hi in ranges)
+
+
+def overlaps_ranges(lo: int, hi: int, ranges: tuple[Range, ...]) -> bool:
+    return not ranges or any(a <= hi and lo <= b for a, b in ranges)
+
+
+def contained(lo: int, hi: int, ranges: tuple[Range, ...]) -> bool:
+    return not ranges or any(a <= lo and hi <= b for a, b in ranges)

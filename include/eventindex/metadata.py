@@ -1,0 +1,164 @@
+"""The metadata DB: datasets, files, trigger menus, per-dataset trigger counts, validation reports, load history.
+
+SQLAlchemy Core over SQLite by default and PostgreSQL by URL. The tables below are the source of truth; the DDL
+in ``sql/metadata/`` is generated from them (``eventindex db ddl``) and a test keeps the two in step. Schema
+changes are numbered migrations (``MIGRATIONS``) applied by ``upgrade()``, recorded in ``schema_version``.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+
+import sqlalchemy as sa
+from sqlalchemy.schema import CreateIndex, CreateTable
+
+SCHEMA_VERSION = 1
+metadata = sa.MetaData()
+
+schema_version = sa.Table(
+    "schema_version", metadata,
+    sa.Column("version", sa.Integer, primary_key=True),
+    sa.Column("applied_at", sa.DateTime, nullable=False),
+)
+
+datasets = sa.Table(
+    "datasets", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("name", sa.String(255), nullable=False, unique=True),
+    sa.Column("project", sa.String(64), nullable=False),
+    sa.Column("run_number", sa.BigInteger),  # real data
+    sa.Column("dsid", sa.BigInteger),  # simulation
+    sa.Column("stream", sa.String(64)),
+    sa.Column("prodstep", sa.String(16), nullable=False),
+    sa.Column("datatype", sa.String(32), nullable=False),
+    sa.Column("version", sa.String(128), nullable=False),  # AMI tag chain; "" for RAW
+    sa.Column("status", sa.String(16), nullable=False),  # loaded | obsolete
+    sa.Column("nfiles", sa.Integer, nullable=False),
+    sa.Column("nevents", sa.BigInteger, nullable=False),
+    sa.Column("unique_events", sa.BigInteger, nullable=False),
+    sa.Column("duplicates", sa.BigInteger, nullable=False),
+    sa.Column("first_run", sa.BigInteger, nullable=False),
+    sa.Column("last_run", sa.BigInteger, nullable=False),
+    sa.Column("first_time", sa.BigInteger, nullable=False),
+    sa.Column("last_time", sa.BigInteger, nullable=False),
+    sa.Column("stages", sa.Text, nullable=False),  # JSON list of processing stages referenced
+    sa.Column("smks", sa.Text, nullable=False),  # JSON list of super master keys present
+    sa.Column("storage", sa.Text, nullable=False),  # backend-specific location of the current version
+    sa.Column("load_id", sa.String(64), nullable=False),
+    sa.Column("loaded_at", sa.DateTime, nullable=False),
+    sa.Column("obsolete_at", sa.DateTime),
+    sa.Index("ix_datasets_run", "run_number", "datatype"),
+    sa.Index("ix_datasets_status", "status"),
+)
+
+files = sa.Table(
+    "files", metadata,
+    sa.Column("dataset_id", sa.Integer, sa.ForeignKey("datasets.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("guid", sa.String(36), primary_key=True),
+    sa.Column("lfn", sa.String(255)),
+    sa.Column("nevents", sa.BigInteger, nullable=False),
+    sa.Index("ix_files_guid", "guid"),
+)
+
+trigger_menus = sa.Table(
+    "trigger_menus", metadata,
+    sa.Column("smk", sa.Integer, primary_key=True),
+    sa.Column("name", sa.String(128), nullable=False),
+    sa.Column("content", sa.Text, nullable=False),  # JSON of eventindex.trigger.TriggerMenu
+)
+
+trigger_counts = sa.Table(  # events with each bit set, per dataset and menu: trigger counts without a scan
+    "trigger_counts", metadata,
+    sa.Column("dataset_id", sa.Integer, sa.ForeignKey("datasets.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("smk", sa.Integer, primary_key=True),
+    sa.Column("level", sa.String(4), primary_key=True),  # L1 (after veto) | HLT (passed)
+    sa.Column("bit", sa.Integer, primary_key=True),
+    sa.Column("nevents", sa.BigInteger, nullable=False),
+)
+
+validation_reports = sa.Table(
+    "validation_reports", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("dataset", sa.String(255), nullable=False, index=True),
+    sa.Column("file", sa.String(255)),
+    sa.Column("problem", sa.Text, nullable=False),
+    sa.Column("created", sa.DateTime, nullable=False),
+)
+
+load_history = sa.Table(
+    "load_history", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("dataset", sa.String(255), nullable=False, index=True),
+    sa.Column("action", sa.String(16), nullable=False),  # load | reload | obsolete
+    sa.Column("load_id", sa.String(64)),
+    sa.Column("replaced_load_id", sa.String(64)),
+    sa.Column("nevents", sa.BigInteger),
+    sa.Column("at", sa.DateTime, nullable=False),
+)
+
+
+def _v1(conn) -> None:
+    metadata.create_all(conn, tables=[t for t in metadata.sorted_tables if t.name != "schema_version"])
+
+
+MIGRATIONS = {1: _v1}  # version -> function(connection); append, never edit
+
+
+def now() -> datetime:
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+def make_engine(url: str) -> sa.Engine:
+    if url.startswith("sqlite"):
+        engine = sa.create_engine(url, connect_args={"timeout": 60})
+
+        @sa.event.listens_for(engine, "connect")
+        def _pragmas(dbapi_conn, _record):
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.execute("PRAGMA busy_timeout=60000")
+            cur.close()
+
+        return engine
+    return sa.create_engine(url, pool_pre_ping=True)
+
+
+def upgrade(engine: sa.Engine) -> int:
+    """Apply the migrations not yet applied; returns the schema version."""
+    with engine.begin() as conn:
+        schema_version.create(conn, checkfirst=True)
+        current = conn.execute(sa.select(sa.func.max(schema_version.c.version))).scalar() or 0
+        for version in sorted(v for v in MIGRATIONS if v > current):
+            MIGRATIONS[version](conn)
+            conn.execute(schema_version.insert().values(version=version, applied_at=now()))
+            current = version
+    return current
+
+
+def ddl(dialect: str) -> str:
+    """The DDL of the current schema for ``sqlite`` or ``postgresql``, as committed in ``sql/metadata/``."""
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    d = {"sqlite": sqlite.dialect(), "postgresql": postgresql.dialect()}[dialect]
+    parts = [f"-- EventIndex metadata DB, schema version {SCHEMA_VERSION} ({dialect}); generated by `eventindex db ddl`"]
+    for table in metadata.sorted_tables:
+        parts.append(str(CreateTable(table).compile(dialect=d)).strip() + ";")
+        for index in sorted(table.indexes, key=lambda i: i.name):
+            parts.append(str(CreateIndex(index).compile(dialect=d)).strip() + ";")
+    return "\n\n".join(parts) + "\n"
+
+
+def save_menus(conn, menus) -> None:
+    """Insert trigger menus not yet known (a menu never changes once it has an SMK)."""
+    known = {r[0] for r in conn.execute(sa.select(trigger_menus.c.smk))}
+    rows = [{"smk": m.smk, "name": m.name, "content": json.dumps(m.to_json())} for m in menus if m.smk not in known]
+    if rows:
+        conn.execute(trigger_menus.insert(), rows)
+
+
+def load_menus(conn) -> dict:
+    from .trigger import TriggerMenu
+
+    return {r.smk: TriggerMenu.from_json(json.loads(r.content)) for r in conn.execute(sa.select(trigger_menus))}
