@@ -188,6 +188,298 @@ def cmd_demo(args) -> int:
               f"{size / total:.1f} bytes/event in Parquet")
     out.print("   announced over STOMP" if settings.stomp_url else
               "   no broker configured (EVENTINDEX_STOMP_URL): the staging area is the hand-over")
+    _demo_catalog(settings, world)
+    return 0
+
+
+def _demo_catalog(settings: Settings, world: dict) -> None:
+    import numpy as np
+
+    from .catalog import make_selection
+    from .catalog.loader import load_staged
+
+    catalog = _catalog()
+    out.print(f"3. loading the staging area into the catalogue {settings.catalog_dir} "
+              f"(metadata: {settings.metadata_url.split('@')[-1]})")
+    _load_world_menus(catalog, None)
+    started = time.perf_counter()
+    with _progress() as bar:
+        task = bar.add_task("loading datasets", total=len(world["datasets"]))
+        results = load_staged(catalog, settings.staging, progress=lambda i, n: bar.update(task, completed=i))
+    seconds = time.perf_counter() - started
+    total = sum(r.nevents for r in results)
+    out.print(f"   {len(results)} datasets, {total:,} events loaded in {seconds:.1f} s ({total / seconds:,.0f} events/s)")
+
+    out.print("4. queries")
+    aod = next(d for d in world["datasets"] if d["datatype"] == "AOD" and d.get("stream") == "physics_Main")
+    rng = np.random.default_rng(1)
+    picks = catalog.lookup_many([(aod["run_number"], e) for e in
+                                 catalog._keys_of(catalog._row(aod["name"])).event[rng.integers(0, aod["nevents"], 3)]])
+    for run, event in {(int(r), int(e)) for r, e in zip(picks.column("run_number").to_pylist(),
+                                                         picks.column("event_number").to_pylist())}:
+        started = time.perf_counter()
+        matches = catalog.lookup(run, event)
+        ms = (time.perf_counter() - started) * 1000
+        formats = ", ".join(f"{m['datatype']} {m['version'] or '-'}" for m in matches)
+        out.print(f"   lookup {run} {event}: {len(matches)} records ({formats}) in {ms:.2f} ms")
+    queries = [
+        ("all events", make_selection()),
+        ("physics_Main AOD, latest version", make_selection(stream="physics_Main", datatype="AOD", version="latest")),
+        ("RAW passing HLT_e26_lhtight_ivarloose_L1EM22VHI",
+         make_selection(datatype="RAW", triggers=["HLT_e26_lhtight_ivarloose_L1EM22VHI"])),
+        ("RAW, lumi blocks 10-20, HLT_mu26_ivarmedium_L1MU14FCH",
+         make_selection(datatype="RAW", lumi_blocks=["10-20"], triggers=["HLT_mu26_ivarmedium_L1MU14FCH"])),
+    ]
+    for label, sel in queries:
+        started = time.perf_counter()
+        n = catalog.count(sel)
+        out.print(f"   count {label}: {n:,} ({(time.perf_counter() - started) * 1000:.1f} ms)")
+    labels, matrix = catalog.overlaps(make_selection(datatype="RAW"),
+                                      streams=["physics_Main", "physics_MinBias", "express_express"])
+    table = Table(title="RAW events shared between streams")
+    table.add_column("")
+    for label in labels:
+        table.add_column(label, justify="right")
+    for label, row in zip(labels, matrix):
+        table.add_row(label, *[f"{v:,}" for v in row])
+    out.print(table)
+    out.print("   try: .venv/bin/eventindex datasets | count --stream physics_Main --trigger HLT_j420_L1J100 | "
+              "lookup RUN EVENT | overlaps --triggers A,B")
+
+
+# --- catalogue -------------------------------------------------------------------------------------------------
+
+
+def _catalog():
+    from .catalog import open_catalog
+
+    return open_catalog()
+
+
+def _time(text: str | None) -> int | None:
+    if text is None:
+        return None
+    if text.isdigit():
+        return int(text)
+    from datetime import datetime, timezone
+
+    try:
+        t = datetime.fromisoformat(text)
+    except ValueError:
+        raise EventIndexError(f"time {text!r} is neither seconds since the epoch nor an ISO date") from None
+    return int((t if t.tzinfo else t.replace(tzinfo=timezone.utc)).timestamp())
+
+
+def _selection(args):
+    from .catalog import make_selection
+
+    since, until = _time(args.since), _time(args.until)
+    time_range = None if since is None and until is None else (since or 0, until or 2**32 - 1)
+    return make_selection(project=args.project, runs=args.run or (), lumi_blocks=args.lumi or (), stream=args.stream,
+                          datatype=args.type, version=args.version, dataset=args.dataset, guid=args.guid,
+                          triggers=[t for group in (args.trigger or []) for t in group.split(",") if t],
+                          time_range=time_range, include_obsolete=args.include_obsolete)
+
+
+def cmd_lookup(args) -> int:
+    matches = _catalog().lookup(args.run, args.event, project=args.project, datatype=args.type, version=args.version)
+    if args.json:
+        print(json.dumps(matches))
+        return 0 if matches else 3
+    if not matches:
+        err.print(f"event {args.run} {args.event} is not in the catalogue")
+        return 3
+    stages = sorted({s for m in matches for s in m["refs"]}, key=_stage_key)
+    table = Table(title=f"run {args.run} event {args.event}: {len(matches)} records")
+    for col in ("dataset", "lumi block", *stages):
+        table.add_column(col)
+    for m in matches:
+        table.add_row(m["dataset"], str(m["lumi_block"]),
+                      *[f"{m['refs'][s]['guid']} #{m['refs'][s]['oid']}" if s in m["refs"] else "" for s in stages])
+    out.print(table)
+    return 0
+
+
+def _stage_key(stage):
+    from .schema import stage_key
+
+    return stage_key(stage)
+
+
+def cmd_count(args) -> int:
+    n = _catalog().count(_selection(args))
+    print(json.dumps({"count": n}) if args.json else f"{n:,}")
+    return 0
+
+
+def cmd_select(args) -> int:
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+    import pyarrow.parquet as pq
+
+    catalog = _catalog()
+    sel = _selection(args)
+    columns = [c for group in (args.columns or []) for c in group.split(",") if c] or None
+    fmt = args.output.rsplit(".", 1)[-1].lower()
+    if fmt not in ("csv", "parquet", "json"):
+        raise EventIndexError(f"output {args.output!r}: the name must end in .csv, .parquet or .json")
+    total = catalog.count(sel)
+    written = 0
+    tmp = f"{args.output}.part"
+    with _progress() as bar:
+        task = bar.add_task("selecting", total=total)
+        writer = None
+        json_first = True
+        fh = open(tmp, "w") if fmt == "json" else None
+        try:
+            for batch in catalog.select(sel, columns):
+                batch = _printable(batch) if fmt != "parquet" else batch
+                if fmt == "parquet":
+                    writer = writer or pq.ParquetWriter(tmp, batch.schema, compression="zstd")
+                    writer.write_batch(batch)
+                elif fmt == "csv":
+                    writer = writer or pacsv.CSVWriter(tmp, batch.schema)
+                    writer.write_batch(batch)
+                else:
+                    for row in batch.to_pylist():
+                        fh.write(("[" if json_first else ",\n") + json.dumps(row))
+                        json_first = False
+                written += batch.num_rows
+                bar.update(task, completed=written)
+            if fmt == "json":
+                fh.write("[]" if json_first else "]\n")
+            if writer is None and fmt != "json":
+                empty = pa.table({c: pa.array([], pa.string()) for c in (columns or ["dataset"])})
+                (pq.write_table(empty, tmp) if fmt == "parquet" else pacsv.write_csv(empty, tmp))
+        finally:
+            if writer is not None:
+                writer.close()
+            if fh is not None:
+                fh.close()
+    import os
+
+    os.replace(tmp, args.output)
+    if args.json:
+        print(json.dumps({"count": written, "output": args.output}))
+    else:
+        out.print(f"{written:,} events written to {args.output}")
+    return 0
+
+
+def _printable(batch):
+    """Masks as hex text for CSV and JSON."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    cols = []
+    for name, col in zip(batch.schema.names, batch.columns):
+        if pa.types.is_binary(col.type) or pa.types.is_fixed_size_binary(col.type):
+            col = pa.array([None if v is None else v.hex() for v in col.to_pylist()], pa.string())
+        elif pa.types.is_dictionary(col.type):
+            col = pc.cast(col, pa.string())
+        cols.append(col)
+    return pa.RecordBatch.from_arrays(cols, names=batch.schema.names)
+
+
+def cmd_overlaps(args) -> int:
+    catalog = _catalog()
+    sel = _selection(args)
+    triggers = [t for group in (args.triggers or []) for t in group.split(",") if t]
+    streams = [s for group in (args.streams or []) for s in group.split(",") if s]
+    if not triggers and not streams:
+        streams = ["physics_Main", "physics_MinBias", "express_express"]
+        if sel.datatype is None:
+            sel = sel.with_(datatype="RAW")
+    labels, matrix = catalog.overlaps(sel, streams=streams or None, triggers=triggers or None)
+    if args.json:
+        print(json.dumps({"labels": labels, "matrix": matrix.tolist()}))
+        return 0
+    table = Table(title="events shared (diagonal: events in each)")
+    table.add_column("")
+    for label in labels:
+        table.add_column(label, justify="right")
+    for label, row in zip(labels, matrix):
+        table.add_row(label, *[f"{v:,}" for v in row])
+    out.print(table)
+    return 0
+
+
+def cmd_datasets(args) -> int:
+    rows = _catalog().datasets(include_obsolete=args.all)
+    if args.json:
+        print(json.dumps(rows, default=str))
+        return 0
+    table = Table(title=f"{len(rows)} datasets in the catalogue")
+    for col in ("dataset", "status", "files", "events", "unique", "loaded"):
+        table.add_column(col, justify="left" if col in ("dataset", "status", "loaded") else "right")
+    for r in rows:
+        table.add_row(r["name"], r["status"], str(r["nfiles"]), f"{r['nevents']:,}", f"{r['unique_events']:,}",
+                      str(r["loaded_at"])[:19])
+    out.print(table)
+    return 0
+
+
+def cmd_show(args) -> int:
+    row = _catalog().show(args.dataset)
+    if args.json:
+        print(json.dumps(row, default=str))
+        return 0
+    for key in ("name", "status", "project", "run_number", "dsid", "stream", "datatype", "version", "nfiles",
+                "nevents", "unique_events", "duplicates", "stages", "smks", "loaded_at", "obsolete_at"):
+        if row.get(key) is not None:
+            out.print(f"[bold]{key:>14}[/bold]  {row[key]}")
+    table = Table(title="load history")
+    for col in ("at", "action", "load id", "events"):
+        table.add_column(col)
+    for h in row["history"]:
+        table.add_row(str(h["at"])[:19], h["action"], h["load_id"] or "", str(h["nevents"] or ""))
+    out.print(table)
+    return 0
+
+
+def cmd_load(args) -> int:
+    from .catalog.loader import load_staged
+
+    catalog = _catalog()
+    _load_world_menus(catalog, args.menus)
+    with _progress() as bar:
+        task = bar.add_task("loading datasets", total=None)
+        results = load_staged(catalog, args.staging, progress=lambda i, n: bar.update(task, completed=i, total=n))
+    if args.json:
+        print(json.dumps([r.__dict__ for r in results]))
+    else:
+        for r in results:
+            out.print(f"{'reloaded' if r.replaced else 'loaded'} {r.dataset}: {r.nevents:,} events "
+                      f"({r.duplicates} duplicates) in {r.seconds:.2f} s")
+    return 0
+
+
+def _load_world_menus(catalog, path: str | None) -> None:
+    from .trigger import load_menus
+
+    settings = Settings.from_env()
+    menus_file = Path(path) if path else settings.world_dir / "menus.json"
+    if menus_file.exists():
+        menus, _ = load_menus(menus_file)
+        catalog.save_menus(menus.values())
+    elif path:
+        raise EventIndexError(f"menus file {path} does not exist")
+
+
+def cmd_obsolete(args) -> int:
+    _catalog().mark_obsolete(args.dataset)
+    out.print(f"{args.dataset} marked obsolete (kept in the history, hidden from queries)")
+    return 0
+
+
+def cmd_db(args) -> int:
+    from . import metadata as md
+
+    if args.db_command == "ddl":
+        print(md.ddl(args.dialect), end="")
+    else:
+        url = Settings.from_env().metadata_url
+        out.print(f"metadata DB {url.split('@')[-1]}: schema version {md.upgrade(md.make_engine(url))}")
     return 0
 
 
@@ -249,6 +541,73 @@ def build_parser() -> argparse.ArgumentParser:
     world.add_argument("--world", help="world folder (default $EVENTINDEX_HOME/world)")
     world.add_argument("--json", action="store_true")
     world.set_defaults(func=cmd_world)
+
+    def selection_options(sp):
+        sp.add_argument("--project", help="project tag, e.g. data18_13TeV")
+        sp.add_argument("--run", action="append", help="run or run range (a-b); repeatable")
+        sp.add_argument("--lumi", action="append", help="lumi block or range (a-b); repeatable")
+        sp.add_argument("--stream", help="trigger stream, e.g. physics_Main")
+        sp.add_argument("--type", help="data type: RAW, AOD, DAOD_PHYS, ...")
+        sp.add_argument("--version", help="AMI tag chain, or 'latest'")
+        sp.add_argument("--dataset", help="one dataset by name")
+        sp.add_argument("--guid", help="events of one file")
+        sp.add_argument("--trigger", action="append", help="L1 item or HLT chain that passed; repeatable, AND")
+        sp.add_argument("--since", help="from this time (epoch seconds or ISO date)")
+        sp.add_argument("--until", help="until this time")
+        sp.add_argument("--include-obsolete", action="store_true")
+        sp.add_argument("--json", action="store_true", help="machine-readable output")
+
+    look = sub.add_parser("lookup", help="where is an event: its records and references per format")
+    look.add_argument("run", type=int)
+    look.add_argument("event", type=int)
+    look.add_argument("--project")
+    look.add_argument("--type")
+    look.add_argument("--version")
+    look.add_argument("--json", action="store_true")
+    look.set_defaults(func=cmd_lookup)
+
+    count = sub.add_parser("count", help="how many events pass a selection")
+    selection_options(count)
+    count.set_defaults(func=cmd_count)
+
+    select = sub.add_parser("select", help="write the events passing a selection to a file")
+    selection_options(select)
+    select.add_argument("--columns", action="append", help="comma-separated column names")
+    select.add_argument("--output", required=True, help="FILE.csv, FILE.parquet or FILE.json")
+    select.set_defaults(func=cmd_select)
+
+    ov = sub.add_parser("overlaps", help="events shared between streams or triggers")
+    selection_options(ov)
+    ov.add_argument("--streams", action="append", help="streams to compare (default: the three streams, RAW)")
+    ov.add_argument("--triggers", action="append", help="triggers to compare, comma-separated")
+    ov.set_defaults(func=cmd_overlaps)
+
+    dsl = sub.add_parser("datasets", help="the datasets in the catalogue")
+    dsl.add_argument("--all", action="store_true", help="include obsolete datasets")
+    dsl.add_argument("--json", action="store_true")
+    dsl.set_defaults(func=cmd_datasets)
+
+    show = sub.add_parser("show", help="one dataset: counts, stages, load history")
+    show.add_argument("dataset")
+    show.add_argument("--json", action="store_true")
+    show.set_defaults(func=cmd_show)
+
+    load = sub.add_parser("load", help="load produced index files from a staging area (without Airflow)")
+    load.add_argument("staging", help="staging area or one dataset folder in it (folder or URI)")
+    load.add_argument("--menus", help="trigger menus JSON (default: the world's menus.json when present)")
+    load.add_argument("--json", action="store_true")
+    load.set_defaults(func=cmd_load)
+
+    obs = sub.add_parser("obsolete", help="hide a dataset from queries (kept in history)")
+    obs.add_argument("dataset")
+    obs.set_defaults(func=cmd_obsolete)
+
+    db = sub.add_parser("db", help="the metadata DB")
+    db_sub = db.add_subparsers(dest="db_command", required=True)
+    db_sub.add_parser("upgrade", help="create or migrate the schema").set_defaults(func=cmd_db)
+    ddl = db_sub.add_parser("ddl", help="print the DDL")
+    ddl.add_argument("--dialect", choices=["sqlite", "postgresql"], default="postgresql")
+    ddl.set_defaults(func=cmd_db)
     return p
 
 
