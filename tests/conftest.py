@@ -38,3 +38,28 @@ def dataset(world: dict, datatype: str, *, stream: str = "physics_Main", tag: st
 
 
 os.environ.setdefault("AIRFLOW__CORE__PARALLELISM", "4")
+
+
+@pytest.fixture(scope="session")
+def staged_world(small_world, tmp_path_factory):
+    """The small world produced into a staging area: (world, world folder, staging folder)."""
+    from eventindex.producer import produce
+
+    world, out = small_world
+    staging = tmp_path_factory.mktemp("staging")
+    for d in world["datasets"]:
+        produce(d["name"], [str(out / f["path"]) for f in d["files"]], str(staging), d["task_id"], 1)
+    return world, out, staging
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """A private PostgreSQL 15 on 127.0.0.1 for the whole session."""
+    from tests.services import PrivatePostgres
+
+    try:
+        pg = PrivatePostgres().start()
+    except RuntimeError as exc:
+        pytest.fail(str(exc))
+    yield pg
+    pg.stop()
