@@ -46,6 +46,7 @@ PARQUET_OPTIONS = dict(compression="zstd", compression_level=3, row_group_size=1
                        write_statistics=["run_number", "event_number", "lumi_block", "timestamp", "bcid"])
 TRIGGER_COLUMNS = {"L1": "l1_tav", "HLT": "hlt_passed"}
 COUNT_CHUNK = 65536
+REPLACED_GRACE_S = 300  # how long a replaced version stays on disk for readers still using it
 
 
 class BadLoad(EventIndexError, ValueError):
@@ -89,6 +90,24 @@ class _Keys:
         ends = np.concatenate([cuts, [len(run)]]).astype(np.int64)
         run_starts = {int(run[s]): (int(s), int(e)) for s, e in zip(starts, ends)} if len(run) else {}
         return cls(run, col("event_number").to_numpy(), col("lumi_block").to_numpy(), refs, run_starts)
+
+
+def _retry_on_vanished_files(method):
+    """A reader may resolve a dataset version just as a reload retires it: refresh the manifest and retry."""
+    import functools
+
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        for attempt in range(3):
+            try:
+                return method(self, *args, **kwargs)
+            except (FileNotFoundError, duckdb.IOException):
+                if attempt == 2:
+                    raise
+                self._generation = None
+                self._keys.clear()
+
+    return wrapper
 
 
 class EmbeddedCatalog:
@@ -251,9 +270,10 @@ class EmbeddedCatalog:
                 dataset=ds.name, action="reload" if replaced else "load", load_id=load_id,
                 replaced_load_id=replaced, nevents=table.num_rows, at=md.now()))
         self._bump_generation()
-        if replaced:
-            for suffix in (".parquet", ".keys.arrow"):
-                (folder / f"{replaced}{suffix}").unlink(missing_ok=True)
+        # Replaced versions stay a while for readers that resolved them just before the switch.
+        for path in folder.iterdir():
+            if not path.name.startswith(load_id) and not _young(path, REPLACED_GRACE_S):
+                path.unlink(missing_ok=True)
         return LoadResult(ds.name, load_id, table.num_rows, unique, table.num_rows - unique, len(file_rows),
                           replaced, time.perf_counter() - started)
 
@@ -271,14 +291,14 @@ class EmbeddedCatalog:
             conn.execute(md.load_history.insert().values(dataset=name, action="obsolete", at=md.now()))
         self._bump_generation()
 
-    def gc(self) -> list[Path]:
-        """Remove files that no manifest row points at (left by a crashed or replaced load)."""
+    def gc(self, min_age_s: float = 3600) -> list[Path]:
+        """Remove files that no manifest row points at (left by a crashed load), once older than ``min_age_s``."""
         self._refresh()
         live = {r["load_id"] for r in self._manifest}
         removed = []
         for path in (self.root / "data").glob("dataset=*/*"):
             load_id = path.name.split(".")[0]
-            if load_id not in live and not _young(path):
+            if load_id not in live and not _young(path, min_age_s):
                 path.unlink(missing_ok=True)
                 removed.append(path)
         return removed
@@ -346,6 +366,7 @@ class EmbeddedCatalog:
 
     # --- lookups --------------------------------------------------------------------------------------------
 
+    @_retry_on_vanished_files
     def lookup(self, run: int, event: int, *, project: str | None = None, datatype: str | None = None,
                version: str | None = None) -> list[dict]:
         """Every record of (run, event) with its references per format."""
@@ -368,6 +389,7 @@ class EmbeddedCatalog:
                 i += 1
         return matches
 
+    @_retry_on_vanished_files
     def lookup_many(self, pairs, *, project: str | None = None, datatype: str | None = None,
                     version: str | None = None) -> pa.Table:
         """Vectorized lookup of many (run, event) pairs: one row per match, with the request index."""
@@ -408,6 +430,7 @@ class EmbeddedCatalog:
 
     # --- counts and selections ------------------------------------------------------------------------------
 
+    @_retry_on_vanished_files
     def count(self, sel: Selection) -> int:
         rows = self._candidates(sel)
         total, scan = 0, []
@@ -457,6 +480,7 @@ class EmbeddedCatalog:
             .to_arrow_reader(batch_size)
         return _batches(reader, con)
 
+    @_retry_on_vanished_files
     def overlaps(self, sel: Selection, *, streams: list[str] | None = None,
                  triggers: list[str] | None = None) -> tuple[list[str], np.ndarray]:
         """Events shared between streams (same run and event) or between triggers (within the selection)."""
@@ -511,6 +535,7 @@ class EmbeddedCatalog:
 
     # --- consistency ----------------------------------------------------------------------------------------
 
+    @_retry_on_vanished_files
     def duplicates(self, dataset: str) -> pa.Table:
         """(run, event, copies) of every event recorded more than once in the dataset."""
         keys = self._keys_of(self._row(dataset))
@@ -525,6 +550,7 @@ class EmbeddedCatalog:
                          "event_number": pa.array(keys.event[starts[dup]], pa.uint64()),
                          "copies": pa.array(copies[dup], pa.int64())})
 
+    @_retry_on_vanished_files
     def missing(self, dataset: str, reference: str) -> pa.Table:
         """Events of ``dataset`` that ``reference`` lacks (e.g. RAW events that reconstruction did not write)."""
         a, b = self._keys_of(self._row(dataset)), self._keys_of(self._row(reference))
