@@ -47,6 +47,7 @@ class PrivatePostgres:
 
     def start(self) -> "PrivatePostgres":
         data = self.base / "data"
+        self.base.mkdir(parents=True, exist_ok=True)
         if os.geteuid() == 0:
             shutil.chown(self.base, "postgres")
         if not data.exists():

@@ -41,11 +41,11 @@ from ..schema import BASE_FIELDS, STAGE_RE, stage_key, stages_of
 from ..trigger import TriggerMenu, masks_from_arrow
 from .selection import BadSelection, Selection, contained, in_ranges, make_selection, overlaps_ranges
 
-PARQUET_OPTIONS = dict(compression="zstd", compression_level=3, row_group_size=128 * 1024,
+PARQUET_OPTIONS = dict(compression="zstd", compression_level=1, row_group_size=128 * 1024,
                        use_dictionary=["stream", "smk", "l1psk", "hltpsk"],
                        write_statistics=["run_number", "event_number", "lumi_block", "timestamp", "bcid"])
 TRIGGER_COLUMNS = {"L1": "l1_tav", "HLT": "hlt_passed"}
-COUNT_CHUNK = 65536
+_DATASETS_OF_GUID = sa.text("SELECT dataset_id FROM files WHERE guid = :guid")
 REPLACED_GRACE_S = 300  # how long a replaced version stays on disk for readers still using it
 
 
@@ -336,8 +336,7 @@ class EmbeddedCatalog:
                                              r["datatype"])] is r]
         if sel.guid:
             with self.engine.connect() as conn:
-                ids = {i for (i,) in conn.execute(sa.select(md.files.c.dataset_id)
-                                                   .where(md.files.c.guid == sel.guid))}
+                ids = {i for (i,) in conn.execute(_DATASETS_OF_GUID, {"guid": sel.guid})}
             out = [r for r in out if r["id"] in ids]
         return out
 
@@ -383,7 +382,7 @@ class EmbeddedCatalog:
             if span is None:
                 continue
             lo, hi = span
-            i = lo + int(np.searchsorted(keys.event[lo:hi], event, "left"))
+            i = lo + int(np.searchsorted(keys.event[lo:hi], np.uint64(event), "left"))  # a Python int would copy
             while i < hi and keys.event[i] == event:
                 matches.append(_match(r, keys, i, run, event))
                 i += 1
@@ -433,31 +432,33 @@ class EmbeddedCatalog:
     @_retry_on_vanished_files
     def count(self, sel: Selection) -> int:
         rows = self._candidates(sel)
-        total, scan = 0, []
+        total, scan, by_bits = 0, [], []
         bits = self._trigger_bits(sel.triggers, rows) if sel.triggers else {}
         for r in rows:
             whole = not sel.event_level and contained(r["first_run"], r["last_run"], sel.runs)
             if whole and not sel.triggers:
                 total += r["nevents"]
             elif whole and len(sel.triggers) == 1:
-                total += self._trigger_count(r, bits[sel.triggers[0]])
+                by_bits.append(r)
             else:
                 scan.append(r)
+        if by_bits:
+            total += self._trigger_count(by_bits, bits[sel.triggers[0]])
         if scan:
             sql, params = self._where(sel, scan, bits)
             total += self._duck(f"SELECT count(*) FROM {self._source(scan)} WHERE {sql}", params).fetchone()[0]
         return int(total)
 
-    def _trigger_count(self, row: dict, where: dict[int, tuple[str, int]]) -> int:
-        n = 0
+    def _trigger_count(self, rows: list[dict], where: dict[int, tuple[str, int]]) -> int:
+        """Events of ``rows`` with the trigger's bit set, from the per-dataset bit counts (no scan)."""
+        if not rows:
+            return 0
+        c = md.trigger_counts.c
+        ids = [r["id"] for r in rows]
+        per_menu = sa.or_(*[(c.smk == smk) & (c.level == level) & (c.bit == bit) for smk, (level, bit) in where.items()])
         with self.engine.connect() as conn:
-            for smk, (level, bit) in where.items():
-                if smk not in row["smks"]:
-                    continue
-                n += conn.execute(sa.select(md.trigger_counts.c.nevents).where(
-                    (md.trigger_counts.c.dataset_id == row["id"]) & (md.trigger_counts.c.smk == smk)
-                    & (md.trigger_counts.c.level == level) & (md.trigger_counts.c.bit == bit))).scalar() or 0
-        return n
+            return int(conn.execute(sa.select(sa.func.coalesce(sa.func.sum(c.nevents), 0))
+                                    .where(c.dataset_id.in_(ids)).where(per_menu)).scalar())
 
     def select(self, sel: Selection, columns: list[str] | None = None,
                batch_size: int = 65536) -> Iterator[pa.RecordBatch]:
@@ -472,6 +473,10 @@ class EmbeddedCatalog:
             raise BadSelection(f"unknown column(s) {', '.join(map(repr, bad))}; choose from {', '.join(sorted(allowed))}")
         if not rows:
             return iter(())
+        keys_columns = {"dataset", "run_number", "event_number", "lumi_block"} | \
+            {f"{s}_{k}" for s in stages for k in ("guid", "oid")}
+        if not sel.triggers and not sel.time_range and set(columns) <= keys_columns:
+            return self._select_from_keys(sel, rows, columns)
         bits = self._trigger_bits(sel.triggers, rows) if sel.triggers else {}
         sql, params = self._where(sel, rows, bits)
         cols = ", ".join(_quote_col(c, stages) for c in columns)
@@ -481,6 +486,43 @@ class EmbeddedCatalog:
         return _batches(reader, con)
 
     @_retry_on_vanished_files
+    def _select_from_keys(self, sel: Selection, rows: list[dict], columns: list[str]) -> Iterator[pa.RecordBatch]:
+        """Selections on run, lumi block and GUID that want only lookup columns: answered from the key files."""
+        for r in rows:
+            keys = self._keys_of(r)
+            keep = np.ones(len(keys.run), dtype=bool)
+            if sel.runs and not contained(r["first_run"], r["last_run"], sel.runs):
+                keep &= np.logical_or.reduce([(keys.run >= lo) & (keys.run <= hi) for lo, hi in sel.runs])
+            if sel.lumi_blocks:
+                keep &= np.logical_or.reduce([(keys.lumi_block >= lo) & (keys.lumi_block <= hi)
+                                              for lo, hi in sel.lumi_blocks])
+            if sel.guid:
+                idx, guids, _ = keys.refs[r["datatype"]]
+                keep &= idx == (guids.index(sel.guid) if sel.guid in guids else -1)
+            pos = np.flatnonzero(keep)
+            if not len(pos):
+                continue
+            out = {}
+            for c in columns:
+                if c == "dataset":
+                    out[c] = pa.DictionaryArray.from_arrays(pa.array(np.zeros(len(pos), np.int32)),
+                                                            pa.array([r["name"]]))
+                elif c in ("run_number", "event_number", "lumi_block"):
+                    out[c] = pa.array({"run_number": keys.run, "event_number": keys.event,
+                                       "lumi_block": keys.lumi_block}[c][pos])
+                else:
+                    stage, _, kind = c.rpartition("_")
+                    if stage not in keys.refs and kind == "guid":
+                        out[c] = pa.DictionaryArray.from_arrays(pa.nulls(len(pos), pa.int32()), pa.array([], pa.string()))
+                    elif stage not in keys.refs:
+                        out[c] = pa.nulls(len(pos), pa.uint64())
+                    elif kind == "guid":
+                        idx, guids, _ = keys.refs[stage]
+                        out[c] = pa.DictionaryArray.from_arrays(pa.array(idx[pos]), pa.array(guids, pa.string()))
+                    else:
+                        out[c] = pa.array(keys.refs[stage][2][pos])
+            yield pa.RecordBatch.from_pydict(out)
+
     def overlaps(self, sel: Selection, *, streams: list[str] | None = None,
                  triggers: list[str] | None = None) -> tuple[list[str], np.ndarray]:
         """Events shared between streams (same run and event) or between triggers (within the selection)."""
@@ -745,18 +787,23 @@ def _check_records(ds: DatasetName, table: pa.Table) -> None:
             raise BadLoad(f"{ds.name}: records of run {other[0] if other else '?'}, not {ds.run_number}")
 
 
+_BITS_OF_BYTE = np.unpackbits(np.arange(256, dtype=np.uint8)[:, None], axis=1, bitorder="little").astype(np.int64)
+
+
 def _trigger_counts(table: pa.Table, smks: list[int]) -> list[dict]:
+    """Events with each bit set, per menu: a histogram of the (byte position, value) of every non-zero mask byte,
+    times the bits of each byte value. Masks are sparse, so this touches few bytes."""
     smk_col = table.column("smk").to_numpy()
     out = []
     for level, column in TRIGGER_COLUMNS.items():
         masks = masks_from_arrow(table.column(column))
         for smk in smks:
-            rows = np.flatnonzero(smk_col == smk) if len(smks) > 1 else slice(None)
-            sub = masks[rows]
-            counts = np.zeros(sub.shape[1] * 8, dtype=np.int64)
-            for start in range(0, len(sub), COUNT_CHUNK):
-                chunk = sub[start:start + COUNT_CHUNK]
-                counts += np.unpackbits(chunk, axis=1, bitorder="little").sum(axis=0, dtype=np.int64)
+            sub = masks[smk_col == smk] if len(smks) > 1 else masks
+            width = sub.shape[1]
+            flat = sub.reshape(-1)
+            nz = np.flatnonzero(flat)
+            hist = np.bincount((nz % width) * 256 + flat[nz], minlength=width * 256).reshape(width, 256)
+            counts = (hist @ _BITS_OF_BYTE).reshape(-1)
             out += [{"smk": smk, "level": level, "bit": int(b), "nevents": int(counts[b])}
                     for b in np.flatnonzero(counts)]
     return out
