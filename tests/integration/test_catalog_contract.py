@@ -5,7 +5,6 @@ Expected values come from the simulated world itself (world.json and the ROOT fi
 from the catalogue under test.
 """
 
-import json
 import os
 import uuid
 from collections import Counter

@@ -1,7 +1,6 @@
 """Loads that race each other and loads that are killed: readers only ever see whole datasets."""
 
 import multiprocessing as mp
-import os
 import signal
 import subprocess
 import sys

@@ -17,11 +17,11 @@ from __future__ import annotations
 
 import json
 import os
-import threading
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Iterator
 
@@ -31,49 +31,29 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.ipc as ipc
 import pyarrow.parquet as pq
-import sqlalchemy as sa
 
-from .. import metadata as md
-from ..errors import EventIndexError, UnknownTrigger
 from ..guid import format_guid, guid_bytes
-from ..naming import DatasetName, parse
-from ..schema import BASE_FIELDS, STAGE_RE, stage_key, stages_of
-from ..trigger import TriggerMenu, masks_from_arrow
-from .selection import BadSelection, Selection, contained, in_ranges, make_selection, overlaps_ranges
+from ..schema import BASE_FIELDS, stage_key, stages_of
+from .base import (TRIGGER_COLUMNS, BadLoad, CatalogBase, LoadResult, _event_id, _is_ref_column,  # noqa: F401
+                   _trigger_counts)
+from .selection import BadSelection, Selection, contained, make_selection
 
 PARQUET_OPTIONS = dict(compression="zstd", compression_level=1, row_group_size=128 * 1024,
                        use_dictionary=["stream", "smk", "l1psk", "hltpsk"],
                        write_statistics=["run_number", "event_number", "lumi_block", "timestamp", "bcid"])
-TRIGGER_COLUMNS = {"L1": "l1_tav", "HLT": "hlt_passed"}
-_DATASETS_OF_GUID = sa.text("SELECT dataset_id FROM files WHERE guid = :guid")
 REPLACED_GRACE_S = 300  # how long a replaced version stays on disk for readers still using it
-
-
-class BadLoad(EventIndexError, ValueError):
-    """Records that cannot be loaded as the dataset named; nothing was changed."""
-
-
-@dataclass
-class LoadResult:
-    dataset: str
-    load_id: str
-    nevents: int
-    unique_events: int
-    duplicates: int
-    nfiles: int
-    replaced: str | None
-    seconds: float
 
 
 @dataclass
 class _Keys:
-    """A dataset's lookup columns, memory-mapped."""
+    """A dataset's lookup columns, memory-mapped; GUIDs are turned into text only when a result needs them."""
 
     run: np.ndarray
     event: np.ndarray
     lumi_block: np.ndarray
-    refs: dict[str, tuple[np.ndarray, list[str], np.ndarray]]  # stage -> (guid index, guid strings, oid)
+    refs: dict[str, tuple[np.ndarray, pa.Array, np.ndarray]]  # stage -> (guid index, guid dictionary, oid)
     run_starts: dict[int, tuple[int, int]]
+    _text: dict[str, list[str]] = field(default_factory=dict)
 
     @classmethod
     def open(cls, path: Path) -> "_Keys":
@@ -83,13 +63,24 @@ class _Keys:
         refs = {}
         for stage in stages_of(table.schema):
             g = col(f"{stage}_guid")
-            refs[stage] = (g.indices.to_numpy(), [format_guid(b) for b in g.dictionary.to_pylist()],
-                           col(f"{stage}_oid").to_numpy())
-        cuts = np.flatnonzero(np.diff(run)) + 1
+            refs[stage] = (g.indices.to_numpy(), g.dictionary, col(f"{stage}_oid").to_numpy())
+        cuts = np.flatnonzero(run[1:] != run[:-1]) + 1
         starts = np.concatenate([[0], cuts]).astype(np.int64)
         ends = np.concatenate([cuts, [len(run)]]).astype(np.int64)
         run_starts = {int(run[s]): (int(s), int(e)) for s, e in zip(starts, ends)} if len(run) else {}
         return cls(run, col("event_number").to_numpy(), col("lumi_block").to_numpy(), refs, run_starts)
+
+    def guids(self, stage: str) -> list[str]:
+        """The stage's file GUIDs as text, in dictionary order."""
+        text = self._text.get(stage)
+        if text is None:
+            text = self._text[stage] = [format_guid(b) for b in self.refs[stage][1].to_pylist()]
+        return text
+
+    def warm(self) -> None:
+        """Page the lookup columns in (a service does this once, so the first lookups do not wait on the disk)."""
+        for array in (self.run, self.event, self.lumi_block):
+            int(array[:: max(1, 4096 // array.itemsize)].sum()) if len(array) else None
 
 
 def _retry_on_vanished_files(method):
@@ -110,21 +101,32 @@ def _retry_on_vanished_files(method):
     return wrapper
 
 
-class EmbeddedCatalog:
+class EmbeddedCatalog(CatalogBase):
     backend = "embedded"
 
     def __init__(self, root: str | Path, metadata_url: str):
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
-        self.engine = md.make_engine(metadata_url)
-        md.upgrade(self.engine)
-        self._lock = threading.Lock()
-        self._generation = None
-        self._manifest: list[dict] = []
-        self._by_run: dict[int, list[dict]] = {}
-        self._wide: list[dict] = []
         self._keys: dict[str, _Keys] = {}
-        self._menus: dict[int, TriggerMenu] | None = None
+        super().__init__(metadata_url)
+
+    def _generation_key(self):
+        try:
+            st = os.stat(self._generation_file)
+            return (st.st_ino, st.st_mtime_ns, st.st_size)
+        except FileNotFoundError:
+            return ("empty",)
+
+    def _manifest_changed(self, live_load_ids: set[str]) -> None:
+        self._keys = {k: v for k, v in self._keys.items() if k in live_load_ids}
+
+    @_retry_on_vanished_files
+    def count(self, sel: Selection) -> int:
+        return super().count(sel)
+
+    def _scan_count(self, sel: Selection, rows: list[dict], bits) -> int:
+        sql, params = self._where(sel, rows, bits)
+        return self._duck(f"SELECT count(*) FROM {self._source(rows)} WHERE {sql}", params).fetchone()[0]
 
     # --- manifest -------------------------------------------------------------------------------------------
 
@@ -137,65 +139,10 @@ class EmbeddedCatalog:
         tmp.write_text(f"{time.time_ns()} {uuid.uuid4().hex}\n")
         os.replace(tmp, self._generation_file)
 
-    def _refresh(self) -> None:
-        try:
-            st = os.stat(self._generation_file)
-            key = (st.st_ino, st.st_mtime_ns, st.st_size)
-        except FileNotFoundError:
-            key = None
-        if key == self._generation and self._generation is not None:
-            return
-        with self._lock:
-            with self.engine.connect() as conn:
-                rows = [dict(r._mapping) for r in conn.execute(sa.select(md.datasets).order_by(md.datasets.c.id))]
-            for r in rows:
-                r["stages"] = json.loads(r["stages"])
-                r["smks"] = json.loads(r["smks"])
-            live = {r["load_id"] for r in rows}
-            self._keys = {k: v for k, v in self._keys.items() if k in live}
-            self._manifest = rows
-            by_run, wide = defaultdict(list), []
-            for r in rows:
-                if r["status"] != "loaded":
-                    continue
-                if r["last_run"] - r["first_run"] < 64:
-                    for run in range(r["first_run"], r["last_run"] + 1):
-                        by_run[run].append(r)
-                else:
-                    wide.append(r)
-            self._by_run, self._wide = dict(by_run), wide
-            self._menus = None
-            self._generation = key if key is not None else ("empty",)
 
-    def menus(self) -> dict[int, TriggerMenu]:
-        self._refresh()
-        if self._menus is None:
-            with self.engine.connect() as conn:
-                self._menus = md.load_menus(conn)
-        return self._menus
 
-    def save_menus(self, menus: Iterable[TriggerMenu]) -> None:
-        with self.engine.begin() as conn:
-            md.save_menus(conn, list(menus))
-        self._bump_generation()
 
-    def datasets(self, include_obsolete: bool = False) -> list[dict]:
-        self._refresh()
-        return [dict(r) for r in self._manifest if include_obsolete or r["status"] == "loaded"]
 
-    def show(self, name: str) -> dict:
-        name = parse(name).name
-        self._refresh()
-        row = next((dict(r) for r in self._manifest if r["name"] == name), None)
-        if row is None:
-            raise BadSelection(f"dataset {name} is not in the catalogue")
-        with self.engine.connect() as conn:
-            row["files"] = [dict(r._mapping) for r in conn.execute(
-                sa.select(md.files.c.guid, md.files.c.lfn, md.files.c.nevents)
-                .where(md.files.c.dataset_id == row["id"]).order_by(md.files.c.guid))]
-            row["history"] = [dict(r._mapping) for r in conn.execute(
-                sa.select(md.load_history).where(md.load_history.c.dataset == name).order_by(md.load_history.c.id))]
-        return row
 
     def _path(self, row: dict, suffix: str) -> Path:
         return self.root / "data" / f"dataset={row['name']}" / f"{row['load_id']}{suffix}"
@@ -212,84 +159,35 @@ class EmbeddedCatalog:
              files_meta: dict[str, dict] | None = None) -> LoadResult:
         """Make ``records`` the dataset's content, atomically. ``records``: a table, tables, or Parquet paths."""
         started = time.perf_counter()
-        try:
-            ds = parse(dataset)
-        except EventIndexError as exc:
-            raise BadLoad(str(exc)) from None
-        table = _as_table(records)
-        _check_records(ds, table)
-        order = pc.sort_indices(table, [("run_number", "ascending"), ("event_number", "ascending")])
-        table = table.take(order)
-        run = table.column("run_number").to_numpy()
-        evt = table.column("event_number").to_numpy()
-        same = (run[1:] == run[:-1]) & (evt[1:] == evt[:-1])
-        unique = int(len(run) - same.sum())
-        stages = sorted(stages_of(table.schema), key=stage_key)
-        own_guid = table.column(f"{ds.datatype}_guid")
-        guid_counts = pc.value_counts(own_guid)
-        file_rows = [{"guid": format_guid(g), "nevents": int(n)} for g, n in
-                     zip(guid_counts.field("values").to_pylist(), guid_counts.field("counts").to_pylist())]
-        if files_meta:
-            for f in file_rows:
-                f["lfn"] = files_meta.get(f["guid"], {}).get("lfn")
-        smks = sorted(int(s) for s in pc.unique(table.column("smk")).to_pylist())
-        counts = _trigger_counts(table, smks)
-        ts = table.column("timestamp")
+        p = self._prepare(dataset, records, files_meta, counts=False)
         load_id = f"{time.time_ns():x}-{uuid.uuid4().hex[:8]}"
-        folder = self.root / "data" / f"dataset={ds.name}"
+        folder = self.root / "data" / f"dataset={p.ds.name}"
         folder.mkdir(parents=True, exist_ok=True)
         pq_path, keys_path = folder / f"{load_id}.parquet", folder / f"{load_id}.keys.arrow"
-        _write_atomic(pq_path, lambda p: pq.write_table(table, p, **PARQUET_OPTIONS))
-        _write_atomic(keys_path, lambda p: _write_keys(table, stages, p))
-        row = {
-            "name": ds.name, "project": ds.project, "run_number": ds.run_number, "dsid": ds.dsid,
-            "stream": ds.stream, "prodstep": ds.prodstep, "datatype": ds.datatype, "version": ds.amitag or "",
-            "status": "loaded", "nfiles": len(file_rows), "nevents": table.num_rows, "unique_events": unique,
-            "duplicates": table.num_rows - unique,
-            "first_run": int(run[0]) if len(run) else 0, "last_run": int(run[-1]) if len(run) else 0,
-            "first_time": int(pc.min(ts).as_py() or 0), "last_time": int(pc.max(ts).as_py() or 0),
-            "stages": json.dumps(stages), "smks": json.dumps(smks), "storage": str(pq_path.relative_to(self.root)),
-            "load_id": load_id, "loaded_at": md.now(), "obsolete_at": None,
-        }
-        replaced = None
-        with self.engine.begin() as conn:
-            old = conn.execute(sa.select(md.datasets.c.id, md.datasets.c.load_id)
-                               .where(md.datasets.c.name == ds.name).with_for_update()).first()
-            if old is None:
-                dataset_id = conn.execute(md.datasets.insert().values(**row)).inserted_primary_key[0]
-            else:
-                dataset_id, replaced = old.id, old.load_id
-                conn.execute(md.datasets.update().where(md.datasets.c.id == dataset_id).values(**row))
-                conn.execute(md.files.delete().where(md.files.c.dataset_id == dataset_id))
-                conn.execute(md.trigger_counts.delete().where(md.trigger_counts.c.dataset_id == dataset_id))
-            if file_rows:
-                conn.execute(md.files.insert(), [{"dataset_id": dataset_id, "lfn": None, **f} for f in file_rows])
-            if counts:
-                conn.execute(md.trigger_counts.insert(), [{"dataset_id": dataset_id, **c} for c in counts])
-            conn.execute(md.load_history.insert().values(
-                dataset=ds.name, action="reload" if replaced else "load", load_id=load_id,
-                replaced_load_id=replaced, nevents=table.num_rows, at=md.now()))
-        self._bump_generation()
+        # The Parquet writer releases the GIL: write it on a second core while the key file and counts are made.
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            parquet = pool.submit(_write_atomic, pq_path,
+                                  lambda path: pq.write_table(p.table, path, **PARQUET_OPTIONS))
+            try:
+                _write_atomic(keys_path, lambda path: _write_keys(p.table, p.stages, path))
+                p.counts = _trigger_counts(p.table, json.loads(p.row["smks"]))
+            finally:
+                parquet.result()
+        replaced = self._commit(p, load_id, str(pq_path.relative_to(self.root)))
         # Replaced versions stay a while for readers that resolved them just before the switch.
         for path in folder.iterdir():
             if not path.name.startswith(load_id) and not _young(path, REPLACED_GRACE_S):
                 path.unlink(missing_ok=True)
-        return LoadResult(ds.name, load_id, table.num_rows, unique, table.num_rows - unique, len(file_rows),
-                          replaced, time.perf_counter() - started)
+        n = p.table.num_rows
+        return LoadResult(p.ds.name, load_id, n, p.row["unique_events"], n - p.row["unique_events"],
+                          len(p.file_rows), replaced, time.perf_counter() - started)
 
-    def mark_obsolete(self, dataset: str) -> None:
-        name = parse(dataset).name
-        with self.engine.begin() as conn:
-            done = conn.execute(md.datasets.update().where(md.datasets.c.name == name)
-                                .where(md.datasets.c.status == "loaded")
-                                .values(status="obsolete", obsolete_at=md.now()))
-            if done.rowcount == 0:
-                exists = conn.execute(sa.select(md.datasets.c.status).where(md.datasets.c.name == name)).first()
-                if exists is None:
-                    raise BadSelection(f"dataset {name} is not in the catalogue")
-                return
-            conn.execute(md.load_history.insert().values(dataset=name, action="obsolete", at=md.now()))
-        self._bump_generation()
+    def warm(self) -> int:
+        """Open and page in the key files of every live dataset; returns how many."""
+        rows = self.datasets()
+        for r in rows:
+            self._keys_of(r).warm()
+        return len(rows)
 
     def gc(self, min_age_s: float = 3600) -> list[Path]:
         """Remove files that no manifest row points at (left by a crashed load), once older than ``min_age_s``."""
@@ -305,65 +203,7 @@ class EmbeddedCatalog:
 
     # --- choosing datasets ----------------------------------------------------------------------------------
 
-    def _candidates(self, sel: Selection, rows: list[dict] | None = None) -> list[dict]:
-        self._refresh()
-        rows = [r for r in (rows if rows is not None else self._manifest)
-                if sel.include_obsolete or r["status"] == "loaded"]
-        out = []
-        for r in rows:
-            if sel.dataset and r["name"] != sel.dataset:
-                continue
-            if sel.project and r["project"] != sel.project:
-                continue
-            if sel.stream and r["stream"] != sel.stream:
-                continue
-            if sel.datatype and r["datatype"] != sel.datatype:
-                continue
-            if sel.version not in (None, "latest") and r["version"] != sel.version:
-                continue
-            if not overlaps_ranges(r["first_run"], r["last_run"], sel.runs):
-                continue
-            if sel.time_range and not (r["first_time"] <= sel.time_range[1] and sel.time_range[0] <= r["last_time"]):
-                continue
-            out.append(r)
-        if sel.version == "latest":
-            newest: dict[tuple, dict] = {}
-            for r in out:
-                sample = (r["project"], r["run_number"], r["dsid"], r["stream"], r["datatype"])
-                if sample not in newest or r["loaded_at"] > newest[sample]["loaded_at"]:
-                    newest[sample] = r
-            out = [r for r in out if newest[(r["project"], r["run_number"], r["dsid"], r["stream"],
-                                             r["datatype"])] is r]
-        if sel.guid:
-            with self.engine.connect() as conn:
-                ids = {i for (i,) in conn.execute(_DATASETS_OF_GUID, {"guid": sel.guid})}
-            out = [r for r in out if r["id"] in ids]
-        return out
 
-    def _trigger_bits(self, names: tuple[str, ...], rows: list[dict]) -> dict[str, dict[int, tuple[str, int]]]:
-        """name -> {smk: (level, bit)} over the menus of ``rows``; unknown names raise with close matches."""
-        menus = self.menus()
-        smks = sorted({s for r in rows for s in r["smks"]}) or sorted(menus)
-        out = {}
-        for name in names:
-            found = {}
-            for smk in smks:
-                menu = menus.get(smk)
-                if menu is None:
-                    raise BadSelection(f"no trigger menu for SMK {smk} in the catalogue (load the menus first)")
-                try:
-                    found[smk] = menu.locate(name)
-                except UnknownTrigger:
-                    pass
-            if not found:
-                if not smks:
-                    raise UnknownTrigger(f"unknown trigger {name!r}: no trigger menu is loaded")
-                menus[smks[0]].locate(name)  # raises with close matches
-                raise UnknownTrigger(f"unknown trigger {name!r}")
-            out[name] = found
-        return out
-
-    # --- lookups --------------------------------------------------------------------------------------------
 
     @_retry_on_vanished_files
     def lookup(self, run: int, event: int, *, project: str | None = None, datatype: str | None = None,
@@ -429,36 +269,7 @@ class EmbeddedCatalog:
 
     # --- counts and selections ------------------------------------------------------------------------------
 
-    @_retry_on_vanished_files
-    def count(self, sel: Selection) -> int:
-        rows = self._candidates(sel)
-        total, scan, by_bits = 0, [], []
-        bits = self._trigger_bits(sel.triggers, rows) if sel.triggers else {}
-        for r in rows:
-            whole = not sel.event_level and contained(r["first_run"], r["last_run"], sel.runs)
-            if whole and not sel.triggers:
-                total += r["nevents"]
-            elif whole and len(sel.triggers) == 1:
-                by_bits.append(r)
-            else:
-                scan.append(r)
-        if by_bits:
-            total += self._trigger_count(by_bits, bits[sel.triggers[0]])
-        if scan:
-            sql, params = self._where(sel, scan, bits)
-            total += self._duck(f"SELECT count(*) FROM {self._source(scan)} WHERE {sql}", params).fetchone()[0]
-        return int(total)
 
-    def _trigger_count(self, rows: list[dict], where: dict[int, tuple[str, int]]) -> int:
-        """Events of ``rows`` with the trigger's bit set, from the per-dataset bit counts (no scan)."""
-        if not rows:
-            return 0
-        c = md.trigger_counts.c
-        ids = [r["id"] for r in rows]
-        per_menu = sa.or_(*[(c.smk == smk) & (c.level == level) & (c.bit == bit) for smk, (level, bit) in where.items()])
-        with self.engine.connect() as conn:
-            return int(conn.execute(sa.select(sa.func.coalesce(sa.func.sum(c.nevents), 0))
-                                    .where(c.dataset_id.in_(ids)).where(per_menu)).scalar())
 
     def select(self, sel: Selection, columns: list[str] | None = None,
                batch_size: int = 65536) -> Iterator[pa.RecordBatch]:
@@ -497,7 +308,8 @@ class EmbeddedCatalog:
                 keep &= np.logical_or.reduce([(keys.lumi_block >= lo) & (keys.lumi_block <= hi)
                                               for lo, hi in sel.lumi_blocks])
             if sel.guid:
-                idx, guids, _ = keys.refs[r["datatype"]]
+                idx, _, _ = keys.refs[r["datatype"]]
+                guids = keys.guids(r["datatype"])
                 keep &= idx == (guids.index(sel.guid) if sel.guid in guids else -1)
             pos = np.flatnonzero(keep)
             if not len(pos):
@@ -517,8 +329,9 @@ class EmbeddedCatalog:
                     elif stage not in keys.refs:
                         out[c] = pa.nulls(len(pos), pa.uint64())
                     elif kind == "guid":
-                        idx, guids, _ = keys.refs[stage]
-                        out[c] = pa.DictionaryArray.from_arrays(pa.array(idx[pos]), pa.array(guids, pa.string()))
+                        idx = keys.refs[stage][0]
+                        out[c] = pa.DictionaryArray.from_arrays(pa.array(idx[pos]),
+                                                                pa.array(keys.guids(stage), pa.string()))
                     else:
                         out[c] = pa.array(keys.refs[stage][2][pos])
             yield pa.RecordBatch.from_pydict(out)
@@ -607,15 +420,6 @@ class EmbeddedCatalog:
         return pa.table({"run_number": np.concatenate(runs) if runs else np.empty(0, np.uint32),
                          "event_number": np.concatenate(events) if events else np.empty(0, np.uint64)})
 
-    def _row(self, dataset: str) -> dict:
-        name = parse(dataset).name
-        self._refresh()
-        for r in self._manifest:
-            if r["name"] == name:
-                return r
-        raise BadSelection(f"dataset {name} is not in the catalogue")
-
-    # --- DuckDB ---------------------------------------------------------------------------------------------
 
     def _source(self, rows: list[dict]) -> str:
         paths = [str(self._path(r, ".parquet")) for r in rows]
@@ -662,20 +466,12 @@ def _batches(reader, con) -> Iterator[pa.RecordBatch]:
         con.close()
 
 
-def _event_id(run, event) -> tuple[int, int]:
-    try:
-        run, event = int(run), int(event)
-    except (TypeError, ValueError):
-        raise BadSelection(f"run and event must be integers, got {run!r} {event!r}") from None
-    if not (0 <= run <= 2**32 - 1) or not (0 <= event <= 2**64 - 1):
-        raise BadSelection(f"run {run} or event {event} out of range (run: 32 bits, event: 64 bits)")
-    return run, event
 
 
 def _match(row: dict, keys: _Keys, i: int, run: int, event: int) -> dict:
     refs = {}
-    for stage, (idx, guids, oid) in keys.refs.items():
-        refs[stage] = {"guid": guids[idx[i]], "oid": int(oid[i])}
+    for stage, (idx, _, oid) in keys.refs.items():
+        refs[stage] = {"guid": keys.guids(stage)[idx[i]], "oid": int(oid[i])}
     return {"dataset": row["name"], "project": row["project"], "datatype": row["datatype"],
             "version": row["version"], "stream": row["stream"], "run_number": run, "event_number": event,
             "lumi_block": int(keys.lumi_block[i]), "refs": refs}
@@ -703,8 +499,8 @@ def _lookup_table(out: dict, catalog: EmbeddedCatalog) -> pa.Table:
         for r, pos in out["_refs"]:
             keys = catalog._keys_of(r)
             if stage in keys.refs:
-                idx, guids, oid = keys.refs[stage]
-                guid_parts.append(np.asarray(guids, dtype=object)[idx[pos]])
+                idx, _, oid = keys.refs[stage]
+                guid_parts.append(np.asarray(keys.guids(stage), dtype=object)[idx[pos]])
                 oid_parts.append(oid[pos].astype(np.uint64))
             else:
                 guid_parts.append(np.full(len(pos), None, dtype=object))
@@ -725,9 +521,6 @@ def _trigger_expr(where: dict[int, tuple[str, int]]) -> tuple[str, list]:
     return " OR ".join(parts), params
 
 
-def _is_ref_column(name: str) -> bool:
-    stage, _, kind = name.rpartition("_")
-    return kind in ("guid", "oid") and bool(STAGE_RE.match(stage))
 
 
 def _quote_col(name: str, stages: set[str]) -> str:
@@ -740,73 +533,12 @@ def _quote_col(name: str, stages: set[str]) -> str:
     return f'"{name}"'
 
 
-def _as_table(records) -> pa.Table:
-    if isinstance(records, pa.Table):
-        return records
-    if isinstance(records, pa.RecordBatch):
-        return pa.Table.from_batches([records])
-    parts = []
-    for item in records:
-        if isinstance(item, pa.Table):
-            parts.append(item)
-        elif isinstance(item, (str, os.PathLike)):
-            try:
-                parts.append(pq.read_table(item))
-            except (OSError, pa.ArrowException) as exc:
-                raise BadLoad(f"{item}: not a readable Parquet file ({exc})") from None
-        else:
-            raise BadLoad(f"cannot load records from {type(item).__name__}")
-    if not parts:
-        raise BadLoad("no records given")
-    try:
-        return pa.concat_tables(parts, promote_options="none")
-    except pa.ArrowInvalid as exc:
-        raise BadLoad(f"the record files have different schemas: {exc}") from None
 
 
-def _check_records(ds: DatasetName, table: pa.Table) -> None:
-    for f in BASE_FIELDS:
-        if f.name not in table.schema.names:
-            raise BadLoad(f"{ds.name}: records lack the column {f.name}")
-        got = table.schema.field(f.name).type
-        if got != f.type:
-            raise BadLoad(f"{ds.name}: column {f.name} is {got}, expected {f.type}")
-    own = f"{ds.datatype}_guid"
-    if own not in table.schema.names:
-        raise BadLoad(f"{ds.name}: records carry no reference to their own {ds.datatype} files ({own})")
-    if table.num_rows == 0:
-        raise BadLoad(f"{ds.name}: no records")
-    if ds.is_mc:
-        bad = pc.not_equal(table.column("mc_channel_number"), pa.scalar(ds.dsid, pa.uint32()))
-        if pc.any(bad).as_py() or table.column("mc_channel_number").null_count:
-            raise BadLoad(f"{ds.name}: records of another channel than {ds.dsid}")
-    else:
-        runs = pc.unique(table.column("run_number")).to_pylist()
-        if runs != [ds.run_number]:
-            other = [r for r in runs if r != ds.run_number]
-            raise BadLoad(f"{ds.name}: records of run {other[0] if other else '?'}, not {ds.run_number}")
 
 
-_BITS_OF_BYTE = np.unpackbits(np.arange(256, dtype=np.uint8)[:, None], axis=1, bitorder="little").astype(np.int64)
 
 
-def _trigger_counts(table: pa.Table, smks: list[int]) -> list[dict]:
-    """Events with each bit set, per menu: a histogram of the (byte position, value) of every non-zero mask byte,
-    times the bits of each byte value. Masks are sparse, so this touches few bytes."""
-    smk_col = table.column("smk").to_numpy()
-    out = []
-    for level, column in TRIGGER_COLUMNS.items():
-        masks = masks_from_arrow(table.column(column))
-        for smk in smks:
-            sub = masks[smk_col == smk] if len(smks) > 1 else masks
-            width = sub.shape[1]
-            flat = sub.reshape(-1)
-            nz = np.flatnonzero(flat)
-            hist = np.bincount((nz % width) * 256 + flat[nz], minlength=width * 256).reshape(width, 256)
-            counts = (hist @ _BITS_OF_BYTE).reshape(-1)
-            out += [{"smk": smk, "level": level, "bit": int(b), "nevents": int(counts[b])}
-                    for b in np.flatnonzero(counts)]
-    return out
 
 
 def _write_keys(table: pa.Table, stages: list[str], path) -> None:
