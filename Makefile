@@ -21,8 +21,9 @@ test: setup-test
 test-unit: setup
 	$(VENV)/bin/python -m pytest tests/unit
 
-bench: setup
+bench: setup-test
 	$(VENV)/bin/python -m bench.producer
+	$(VENV)/bin/python -m bench.catalog --events 2000000
 
 lock: setup
 	$(VENV)/bin/uv pip compile requirements.txt -o requirements.lock --python-version 3.11 \

@@ -236,13 +236,7 @@ def _demo_catalog(settings: Settings, world: dict) -> None:
         out.print(f"   count {label}: {n:,} ({(time.perf_counter() - started) * 1000:.1f} ms)")
     labels, matrix = catalog.overlaps(make_selection(datatype="RAW"),
                                       streams=["physics_Main", "physics_MinBias", "express_express"])
-    table = Table(title="RAW events shared between streams")
-    table.add_column("")
-    for label in labels:
-        table.add_column(label, justify="right")
-    for label, row in zip(labels, matrix):
-        table.add_row(label, *[f"{v:,}" for v in row])
-    out.print(table)
+    out.print(_matrix_table("RAW events shared between streams", labels, matrix))
     out.print("   try: .venv/bin/eventindex datasets | count --stream physics_Main --trigger HLT_j420_L1J100 | "
               "lookup RUN EVENT | overlaps --triggers A,B")
 
@@ -394,14 +388,18 @@ def cmd_overlaps(args) -> int:
     if args.json:
         print(json.dumps({"labels": labels, "matrix": matrix.tolist()}))
         return 0
-    table = Table(title="events shared (diagonal: events in each)")
+    out.print(_matrix_table("events shared (diagonal: events in each)", labels, matrix))
+    return 0
+
+
+def _matrix_table(title: str, labels, matrix) -> Table:
+    table = Table(title=title)
     table.add_column("")
     for label in labels:
         table.add_column(label, justify="right")
     for label, row in zip(labels, matrix):
         table.add_row(label, *[f"{v:,}" for v in row])
-    out.print(table)
-    return 0
+    return table
 
 
 def cmd_datasets(args) -> int:

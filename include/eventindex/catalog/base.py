@@ -20,7 +20,7 @@ import sqlalchemy as sa
 
 from .. import metadata as md
 from ..errors import EventIndexError, UnknownTrigger
-from ..guid import format_guid
+from ..guid import format_guid, guid_bytes
 from ..naming import DatasetName, parse
 from ..schema import BASE_FIELDS, STAGE_RE, stage_key, stages_of
 from ..trigger import TriggerMenu, masks_from_arrow
@@ -325,6 +325,43 @@ class CatalogBase:
 
 
 # --- helpers ------------------------------------------------------------------------------------------------
+
+
+def row_filters(sel: Selection, rows: list[dict], bits, column, trigger_expr) -> tuple[list[str], list]:
+    """The event-level WHERE clauses of a selection, with bound parameters, for any SQL backend.
+
+    ``column(name)`` spells a record column in the backend's SQL; ``trigger_expr({smk: (level, bit)})`` returns
+    ``(sql, params)`` for "this trigger passed" (bit positions differ per menu).
+    """
+    clauses, params = [], []
+    for name, ranges in (("run_number", sel.runs), ("lumi_block", sel.lumi_blocks),
+                         ("timestamp", (sel.time_range,) if sel.time_range else ())):
+        if ranges:
+            clauses.append("(" + " OR ".join(f"{column(name)} BETWEEN ? AND ?" for _ in ranges) + ")")
+            params += [v for r in ranges for v in r]
+    if sel.guid:
+        stages = sorted({r["datatype"] for r in rows})
+        clauses.append("(" + " OR ".join(f"{column(s + '_guid')} = ?" for s in stages) + ")")
+        params += [guid_bytes(sel.guid)] * len(stages)
+    for name in sel.triggers:
+        e, p = trigger_expr(bits[name])
+        clauses.append(f"({e})")
+        params += p
+    return clauses, params
+
+
+def duplicate_table(run: np.ndarray, evt: np.ndarray) -> pa.Table:
+    """(run, event, copies) for every event present more than once in keys sorted by (run, event)."""
+    if len(run):
+        same = (run[1:] == run[:-1]) & (evt[1:] == evt[:-1])
+        starts = np.flatnonzero(np.concatenate([[True], ~same]))
+    else:
+        starts = np.empty(0, np.int64)
+    copies = np.diff(np.append(starts, len(run)))
+    dup = copies > 1
+    return pa.table({"run_number": pa.array(run[starts[dup]], pa.uint32()),
+                     "event_number": pa.array(evt[starts[dup]], pa.uint64()),
+                     "copies": pa.array(copies[dup], pa.int64())})
 
 
 def _event_id(run, event) -> tuple[int, int]:

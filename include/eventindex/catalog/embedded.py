@@ -32,10 +32,10 @@ import pyarrow.compute as pc
 import pyarrow.ipc as ipc
 import pyarrow.parquet as pq
 
-from ..guid import format_guid, guid_bytes
+from ..guid import format_guid
 from ..schema import BASE_FIELDS, stage_key, stages_of
 from .base import (TRIGGER_COLUMNS, BadLoad, CatalogBase, LoadResult, _event_id, _is_ref_column,  # noqa: F401
-                   _trigger_counts)
+                   _trigger_counts, duplicate_table, row_filters)
 from .selection import BadSelection, Selection, contained, make_selection
 
 PARQUET_OPTIONS = dict(compression="zstd", compression_level=1, row_group_size=128 * 1024,
@@ -394,16 +394,7 @@ class EmbeddedCatalog(CatalogBase):
     def duplicates(self, dataset: str) -> pa.Table:
         """(run, event, copies) of every event recorded more than once in the dataset."""
         keys = self._keys_of(self._row(dataset))
-        if not len(keys.run):
-            starts = np.empty(0, np.int64)
-        else:
-            same = (keys.run[1:] == keys.run[:-1]) & (keys.event[1:] == keys.event[:-1])
-            starts = np.flatnonzero(np.concatenate([[True], ~same]))
-        copies = np.diff(np.append(starts, len(keys.run)))
-        dup = copies > 1
-        return pa.table({"run_number": pa.array(keys.run[starts[dup]], pa.uint32()),
-                         "event_number": pa.array(keys.event[starts[dup]], pa.uint64()),
-                         "copies": pa.array(copies[dup], pa.int64())})
+        return duplicate_table(keys.run, keys.event)
 
     @_retry_on_vanished_files
     def missing(self, dataset: str, reference: str) -> pa.Table:
@@ -427,25 +418,8 @@ class EmbeddedCatalog(CatalogBase):
         return f"read_parquet([{listing}], hive_partitioning = true, union_by_name = true)"
 
     def _where(self, sel: Selection, rows: list[dict], bits) -> tuple[str, list]:
-        clauses, params = ["TRUE"], []
-        if sel.runs:
-            clauses.append("(" + " OR ".join("run_number BETWEEN ? AND ?" for _ in sel.runs) + ")")
-            params += [v for r in sel.runs for v in r]
-        if sel.lumi_blocks:
-            clauses.append("(" + " OR ".join("lumi_block BETWEEN ? AND ?" for _ in sel.lumi_blocks) + ")")
-            params += [v for r in sel.lumi_blocks for v in r]
-        if sel.time_range:
-            clauses.append("timestamp BETWEEN ? AND ?")
-            params += list(sel.time_range)
-        if sel.guid:
-            stages = sorted({r["datatype"] for r in rows})
-            clauses.append("(" + " OR ".join(f'"{s}_guid" = ?' for s in stages) + ")")
-            params += [guid_bytes(sel.guid)] * len(stages)
-        for name in sel.triggers:
-            e, p = _trigger_expr(bits[name])
-            clauses.append(f"({e})")
-            params += p
-        return " AND ".join(clauses), params
+        clauses, params = row_filters(sel, rows, bits, lambda name: f'"{name}"', _trigger_expr)
+        return " AND ".join(["TRUE", *clauses]), params
 
     def _connect(self) -> duckdb.DuckDBPyConnection:
         con = duckdb.connect()

@@ -20,10 +20,10 @@ from typing import Iterator
 import numpy as np
 import pyarrow as pa
 
-from ..guid import format_guid, guid_bytes
+from ..guid import format_guid
 from ..schema import L1_MASKS, HLT_MASKS, stage_key
 from ..trigger import masks_from_arrow
-from .base import TRIGGER_COLUMNS, CatalogBase, LoadResult, _event_id, _is_ref_column
+from .base import TRIGGER_COLUMNS, CatalogBase, LoadResult, _event_id, _is_ref_column, duplicate_table, row_filters
 from .selection import BadSelection, Selection, make_selection
 
 UPSERT_BATCH = 2000
@@ -171,28 +171,9 @@ class PhoenixCatalog(CatalogBase):
 
     def _where(self, sel: Selection, rows: list[dict], bits) -> tuple[str, list]:
         keys = [int(r["load_id"]) for r in rows]
-        clauses = [f"LOAD_KEY IN ({', '.join('?' for _ in keys)})"]
-        params: list = list(keys)
-        if sel.runs:
-            clauses.append("(" + " OR ".join("RUN_NUMBER BETWEEN ? AND ?" for _ in sel.runs) + ")")
-            params += [v for r in sel.runs for v in r]
-        if sel.lumi_blocks:
-            clauses.append("(" + " OR ".join("LUMI_BLOCK BETWEEN ? AND ?" for _ in sel.lumi_blocks) + ")")
-            params += [v for r in sel.lumi_blocks for v in r]
-        if sel.time_range:
-            clauses.append("TS BETWEEN ? AND ?")
-            params += list(sel.time_range)
-        if sel.guid:
-            stages = sorted({r["datatype"] for r in rows})
-            clauses.append("(" + " OR ".join(f"{s}_GUID = ?" for s in stages) + ")")
-            params += [guid_bytes(sel.guid)] * len(stages)
-        for name in sel.triggers:
-            parts = []
-            for smk, (level, bit) in sorted(bits[name].items()):
-                parts.append(f"(SMK = ? AND GET_BIT({TRIGGER_COLUMNS[level].upper()}, ?) = 1)")
-                params += [smk, bit]
-            clauses.append("(" + " OR ".join(parts) + ")")
-        return " AND ".join(clauses), params
+        columns = {"timestamp": "TS"}
+        clauses, params = row_filters(sel, rows, bits, lambda name: columns.get(name, name.upper()), _trigger_expr)
+        return " AND ".join([f"LOAD_KEY IN ({', '.join('?' for _ in keys)})", *clauses]), [*keys, *params]
 
     def _scan_count(self, sel: Selection, rows: list[dict], bits) -> int:
         sql, params = self._where(sel, rows, bits)
@@ -271,17 +252,7 @@ class PhoenixCatalog(CatalogBase):
         return triggers, m
 
     def duplicates(self, dataset: str) -> pa.Table:
-        run, evt = self._keys(self._row(dataset))
-        if len(run):
-            same = (run[1:] == run[:-1]) & (evt[1:] == evt[:-1])
-            starts = np.flatnonzero(np.concatenate([[True], ~same]))
-        else:
-            starts = np.empty(0, np.int64)
-        copies = np.diff(np.append(starts, len(run)))
-        dup = copies > 1
-        return pa.table({"run_number": pa.array(run[starts[dup]], pa.uint32()),
-                         "event_number": pa.array(evt[starts[dup]], pa.uint64()),
-                         "copies": pa.array(copies[dup], pa.int64())})
+        return duplicate_table(*self._keys(self._row(dataset)))
 
     def missing(self, dataset: str, reference: str) -> pa.Table:
         run_a, evt_a = self._keys(self._row(dataset))
@@ -290,6 +261,14 @@ class PhoenixCatalog(CatalogBase):
         lost = sorted({(r, e) for r, e in zip(run_a.tolist(), evt_a.tolist()) if (r, e) not in have})
         return pa.table({"run_number": pa.array([r for r, _ in lost], pa.uint32()),
                          "event_number": pa.array([e for _, e in lost], pa.uint64())})
+
+
+def _trigger_expr(where: dict[int, tuple[str, int]]) -> tuple[str, list]:
+    parts, params = [], []
+    for smk, (level, bit) in sorted(where.items()):
+        parts.append(f"(SMK = ? AND GET_BIT({TRIGGER_COLUMNS[level].upper()}, ?) = 1)")
+        params += [smk, bit]
+    return " OR ".join(parts), params
 
 
 def _rows(table: pa.Table, stages: list[str], load_key: int) -> list[list]:
