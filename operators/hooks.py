@@ -1,0 +1,95 @@
+"""Hooks: each owns one external system's client, built from an Airflow Connection, with the embedded default
+when the connection is not defined (so a fresh clone runs with no configuration).
+
+| conn id | what | default |
+|---|---|---|
+| eventindex_staging | staging area: ``extra.uri`` (folder or s3://...) | $EVENTINDEX_HOME/staging |
+| eventindex_stomp | ActiveMQ STOMP: host, port, login, password, ``extra.queue`` | none (no messages) |
+| eventindex_rucio | Rucio: ``conn_type`` rucio with host = server URL, login/password; or ``local`` | the local catalogue |
+| eventindex_catalog | event store: ``extra.backend`` embedded or phoenix (host = query server) | embedded |
+| eventindex_metadata | metadata DB: any SQLAlchemy URL in ``extra.url`` | $EVENTINDEX_HOME/metadata.sqlite |
+"""
+
+from __future__ import annotations
+
+import os
+
+from airflow.sdk import BaseHook
+from airflow.sdk.exceptions import AirflowNotFoundException
+
+from eventindex.settings import Settings, StompTarget
+
+
+def _connection(conn_id: str):
+    try:
+        return BaseHook.get_connection(conn_id)
+    except AirflowNotFoundException:
+        return None
+
+
+class EventIndexSettingsHook(BaseHook):
+    """The settings object, with the metadata DB and staging area taken from their connections when defined."""
+
+    def __init__(self, metadata_conn_id: str = "eventindex_metadata", staging_conn_id: str = "eventindex_staging"):
+        super().__init__()
+        self.metadata_conn_id, self.staging_conn_id = metadata_conn_id, staging_conn_id
+
+    def get_settings(self) -> Settings:
+        settings = Settings.from_env()
+        meta, staging = _connection(self.metadata_conn_id), _connection(self.staging_conn_id)
+        changes = {}
+        if meta is not None and meta.extra_dejson.get("url"):
+            changes["metadata_url"] = meta.extra_dejson["url"]
+        if staging is not None and staging.extra_dejson.get("uri"):
+            changes["staging"] = staging.extra_dejson["uri"]
+        if changes:
+            from dataclasses import replace
+
+            settings = replace(settings, **changes)
+        return settings
+
+
+class CatalogHook(EventIndexSettingsHook):
+    def __init__(self, catalog_conn_id: str = "eventindex_catalog", **kwargs):
+        super().__init__(**kwargs)
+        self.catalog_conn_id = catalog_conn_id
+
+    def get_catalog(self):
+        from eventindex.catalog import open_catalog
+
+        conn = _connection(self.catalog_conn_id)
+        backend = (conn.extra_dejson.get("backend") if conn else None) or "embedded"
+        if backend == "phoenix" and conn is not None:
+            os.environ.setdefault("EVENTINDEX_PHOENIX_URL", conn.host)
+        return open_catalog(self.get_settings(), backend)
+
+
+class RucioHook(EventIndexSettingsHook):
+    def __init__(self, rucio_conn_id: str = "eventindex_rucio", **kwargs):
+        super().__init__(**kwargs)
+        self.rucio_conn_id = rucio_conn_id
+
+    def get_client(self):
+        from eventindex.ddm import LocalRucio, RealRucio
+
+        conn = _connection(self.rucio_conn_id)
+        if conn is None or conn.conn_type == "local":
+            return LocalRucio(f"sqlite:///{self.get_settings().home / 'rucio.sqlite'}")
+        extra = conn.extra_dejson
+        return RealRucio(rucio_host=conn.host, auth_host=extra.get("auth_host", conn.host),
+                         account=extra.get("account", conn.login), auth_type=extra.get("auth_type", "userpass"),
+                         creds={"username": conn.login, "password": conn.password})
+
+
+class StompHook(BaseHook):
+    def __init__(self, stomp_conn_id: str = "eventindex_stomp"):
+        super().__init__()
+        self.stomp_conn_id = stomp_conn_id
+
+    def get_target(self) -> StompTarget | None:
+        conn = _connection(self.stomp_conn_id)
+        if conn is None:
+            url = Settings.from_env().stomp_url
+            return Settings.from_env().stomp if url else None
+        return StompTarget(conn.host or "127.0.0.1", int(conn.port or 61613),
+                           conn.extra_dejson.get("queue", "/queue/eventindex.producer"), conn.login, conn.password)

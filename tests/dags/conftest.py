@@ -1,0 +1,38 @@
+"""DAG tests run through Airflow itself (``dag.test()``) on a private AIRFLOW_HOME with its own SQLite DB."""
+
+import os
+import tempfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+_HOME = tempfile.mkdtemp(prefix="ei-airflow-")
+os.environ.update({
+    "AIRFLOW_HOME": _HOME,
+    "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
+    "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+    "AIRFLOW__CORE__PARALLELISM": "4",
+    "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
+})
+
+
+@pytest.fixture(scope="session")
+def airflow_db():
+    from airflow.utils import db
+
+    db.resetdb()
+    return _HOME
+
+
+@pytest.fixture(scope="session")
+def dagbag(airflow_db):
+    from airflow.dag_processing.dagbag import DagBag
+
+    bag = DagBag(dag_folder=str(ROOT / "dags"))
+    assert bag.import_errors == {}, bag.import_errors
+    return bag
+
+
+def task_states(dag_run) -> dict[str, str]:
+    return {ti.task_id: str(ti.state) for ti in dag_run.get_task_instances()}

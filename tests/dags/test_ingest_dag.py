@@ -1,0 +1,54 @@
+"""The ingestion DAG run by Airflow (dag.test) on the embedded defaults: the local data catalogue, the local staging
+area and the embedded event store under a per-test EVENTINDEX_HOME."""
+
+import pytest
+import sqlalchemy as sa
+
+from eventindex.catalog import make_selection, open_catalog
+from eventindex.ddm import LocalRucio, register_world
+from eventindex.settings import Settings
+from tests.conftest import dataset
+from tests.dags.conftest import task_states
+
+
+@pytest.fixture
+def home(staged_world, eventindex_home):
+    world, out, staging = staged_world
+    eventindex_home.mkdir(parents=True, exist_ok=True)
+    register_world(LocalRucio(f"sqlite:///{eventindex_home / 'rucio.sqlite'}"), world, out)
+    return eventindex_home
+
+
+def test_dag_files_import_without_errors(dagbag):
+    assert "eventindex_ingest" in dagbag.dags
+    dag = dagbag.dags["eventindex_ingest"]
+    assert [t.task_id for t in dag.topological_sort()] == ["fetch", "validate", "load", "publish"]
+
+
+def test_ingest_run_loads_the_dataset_and_publishes_the_asset(dagbag, home, staged_world):
+    world, _, staging = staged_world
+    d = dataset(world, "AOD", tag="f961_m1831")
+    dag = dagbag.dags["eventindex_ingest"]
+    run = dag.test(run_conf={"dataset": d["name"], "staging_uri": str(staging)})
+    assert str(run.state) == "success", task_states(run)
+    catalog = open_catalog(Settings.from_env())
+    assert catalog.count(make_selection(dataset=d["name"])) == d["nevents"]
+    # clearing and rerunning the whole run changes nothing
+    run2 = dag.test(run_conf={"dataset": d["name"], "staging_uri": str(staging)})
+    assert str(run2.state) == "success"
+    assert catalog.count(make_selection()) == d["nevents"]
+    assert [h["action"] for h in catalog.show(d["name"])["history"]] == ["load", "reload"]
+
+
+def test_a_file_missing_from_rucio_fails_validation_and_loads_nothing(dagbag, home, staged_world):
+    world, _, staging = staged_world
+    d = dataset(world, "RAW")
+    LocalRucio(f"sqlite:///{home / 'rucio.sqlite'}").remove_file(d["scope"], d["name"], d["files"][0]["lfn"])
+    run = dagbag.dags["eventindex_ingest"].test(run_conf={"dataset": d["name"], "staging_uri": str(staging)})
+    states = task_states(run)
+    assert states["validate"] == "failed" and states["load"] != "success"
+    assert open_catalog(Settings.from_env()).datasets() == []
+    engine = sa.create_engine(Settings.from_env().metadata_url)
+    with engine.connect() as conn:
+        reports = conn.execute(sa.text("select dataset, file, problem from validation_reports")).all()
+    assert (d["name"], d["files"][0]["guid"], "not a file of the dataset in Rucio") in reports
