@@ -3,7 +3,7 @@ SHELL := /bin/bash
 VENV := .venv
 export AIRFLOW__CORE__PARALLELISM ?= 4
 
-.PHONY: setup setup-test demo test test-unit bench lock clean
+.PHONY: setup setup-test demo test test-unit bench lock clean up down
 
 setup:
 	@scripts/setup.sh
@@ -28,6 +28,13 @@ bench: setup-test
 lock: setup
 	$(VENV)/bin/uv pip compile requirements.txt -o requirements.lock --python-version 3.11 \
 		--python-platform x86_64-unknown-linux-gnu
+
+# Airflow standalone on 127.0.0.1:8080 with this project's DAGs; prints the URL, user and password.
+up: setup
+	@scripts/airflow.sh up
+
+down:
+	@scripts/airflow.sh down
 
 clean:
 	rm -rf .eventindex .pytest_cache

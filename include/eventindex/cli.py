@@ -171,6 +171,10 @@ def cmd_demo(args) -> int:
                   f"{world['_seconds']:.1f} s")
     else:
         out.print(f"1. reusing the world in {world_dir} ({world['nevents']:,} events; --fresh to regenerate)")
+    from .ddm import LocalRucio, register_world
+
+    n = register_world(LocalRucio(f"sqlite:///{settings.home / 'rucio.sqlite'}"), world, world_dir)
+    out.print(f"   {n} datasets registered in the local data catalogue (Rucio interface) {settings.home / 'rucio.sqlite'}")
     out.print(f"2. producing index records into the staging area {settings.staging}")
     started = time.perf_counter()
     results = produce_world(world, world_dir, settings.staging, settings.stomp_url)

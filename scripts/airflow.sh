@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# `make up` / `make down`: Airflow standalone for this project (AIRFLOW_HOME inside the project, DAGs from dags/,
+# plugins from plugins/, parallelism suited to 2 cores), started in the background and stopped by PID.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+export AIRFLOW_HOME="${AIRFLOW_HOME:-$ROOT/airflow_home}"
+export AIRFLOW__CORE__DAGS_FOLDER="$ROOT/dags"
+export AIRFLOW__CORE__PLUGINS_FOLDER="$ROOT/plugins"
+export AIRFLOW__CORE__LOAD_EXAMPLES=False
+export AIRFLOW__CORE__PARALLELISM="${AIRFLOW__CORE__PARALLELISM:-4}"
+export AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL=30
+export AIRFLOW__API__HOST=127.0.0.1
+export AIRFLOW__API__PORT="${AIRFLOW_PORT:-8080}"
+export PATH="$ROOT/.venv/bin:$PATH"
+export EVENTINDEX_HOME="${EVENTINDEX_HOME:-$ROOT/.eventindex}"  # tasks see the same embedded state as the CLI
+PID="$AIRFLOW_HOME/standalone.pid"
+LOG="$AIRFLOW_HOME/standalone.log"
+mkdir -p "$AIRFLOW_HOME"
+
+case "${1:-}" in
+  up)
+    if [ -f "$PID" ] && kill -0 "$(cat "$PID")" 2>/dev/null; then
+      echo "Airflow is already running (pid $(cat "$PID"))"
+    else
+      # standalone stops cleanly only on SIGINT, which a background job ignores unless reset
+      nohup python -c "import os,signal; signal.signal(signal.SIGINT, signal.SIG_DFL); os.execvp('airflow',['airflow','standalone'])" \
+        >"$LOG" 2>&1 &
+      echo $! > "$PID"
+      for _ in $(seq 1 90); do
+        curl -fsS "http://127.0.0.1:$AIRFLOW__API__PORT/api/v2/monitor/health" >/dev/null 2>&1 && break
+        kill -0 "$(cat "$PID")" 2>/dev/null || { echo "Airflow exited; see $LOG"; tail -20 "$LOG"; exit 1; }
+        sleep 2
+      done
+    fi
+    pw=$(python -c "import json,sys; print(json.load(open(sys.argv[1]))['admin'])" \
+         "$AIRFLOW_HOME/simple_auth_manager_passwords.json.generated" 2>/dev/null || echo "(see $LOG)")
+    echo "Airflow UI: http://127.0.0.1:$AIRFLOW__API__PORT  user: admin  password: $pw"
+    echo "logs: $LOG   stop: make down"
+    ;;
+  down)
+    if [ -f "$PID" ] && kill -0 "$(cat "$PID")" 2>/dev/null; then
+      kill -INT "$(cat "$PID")"
+      for _ in $(seq 1 30); do kill -0 "$(cat "$PID")" 2>/dev/null || break; sleep 1; done
+      kill -0 "$(cat "$PID")" 2>/dev/null && kill -TERM -- "$(cat "$PID")" 2>/dev/null || true
+      echo "Airflow stopped"
+    else
+      echo "Airflow is not running"
+    fi
+    rm -f "$PID"
+    ;;
+  *) echo "usage: scripts/airflow.sh up|down"; exit 2 ;;
+esac
