@@ -13,7 +13,7 @@ from datetime import datetime, timezone
 import sqlalchemy as sa
 from sqlalchemy.schema import CreateIndex, CreateTable
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 metadata = sa.MetaData()
 
 schema_version = sa.Table(
@@ -98,11 +98,28 @@ load_history = sa.Table(
 )
 
 
+consistency_reports = sa.Table(  # added in schema version 2
+    "consistency_reports", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("run_at", sa.DateTime, nullable=False, index=True),
+    sa.Column("check_name", sa.String(32), nullable=False),
+    sa.Column("dataset", sa.String(255)),
+    sa.Column("detail", sa.Text, nullable=False),
+    sa.Column("count", sa.BigInteger, nullable=False),
+)
+
+_V1_TABLES = ("datasets", "files", "trigger_menus", "trigger_counts", "validation_reports", "load_history")
+
+
 def _v1(conn) -> None:
-    metadata.create_all(conn, tables=[t for t in metadata.sorted_tables if t.name != "schema_version"])
+    metadata.create_all(conn, tables=[metadata.tables[t] for t in _V1_TABLES])
 
 
-MIGRATIONS = {1: _v1}  # version -> function(connection); append, never edit
+def _v2(conn) -> None:
+    metadata.create_all(conn, tables=[consistency_reports])
+
+
+MIGRATIONS = {1: _v1, 2: _v2}  # version -> function(connection); append, never edit
 
 
 def now() -> datetime:

@@ -1,0 +1,26 @@
+"""The consistency operator: runs ``eventindex.consistency`` and fails the task when anything is inconsistent."""
+
+from __future__ import annotations
+
+from airflow.sdk import BaseOperator
+from airflow.sdk.exceptions import AirflowFailException
+
+from eventindex import consistency
+
+from .hooks import CatalogHook, RucioHook
+
+
+class ConsistencyCheckOperator(BaseOperator):
+    def execute(self, context) -> dict:
+        hook = CatalogHook()
+        catalog = hook.get_catalog()
+        findings = consistency.check(catalog, RucioHook().get_client())
+        consistency.record(catalog.engine, findings)
+        summary = {}
+        for f in findings:
+            summary[f.check_name] = summary.get(f.check_name, 0) + f.count
+            self.log.warning("%-14s %s: %s", f.check_name, f.dataset or "-", f.detail)
+        self.log.info("checked %d datasets: %s", len(catalog.datasets()), summary or "consistent")
+        if findings:
+            raise AirflowFailException(f"{len(findings)} inconsistencies: {summary}")
+        return summary
