@@ -49,3 +49,26 @@ def create(url: str, tier0: list[dict], tasks: list[dict]) -> None:
 
 def utc(ts: int) -> datetime:
     return datetime.fromtimestamp(ts, timezone.utc).replace(tzinfo=None)
+
+
+def ready_datasets(url: str, limit: int = 50) -> list[str]:
+    """Tier-0 datasets flagged READY, oldest first."""
+    engine = sa.create_engine(url)
+    with engine.connect() as conn:
+        rows = conn.execute(sa.select(tier0_datasets.c.name).where(tier0_datasets.c.status == "READY")
+                            .order_by(tier0_datasets.c.created, tier0_datasets.c.name).limit(limit)).all()
+    engine.dispose()
+    return [r[0] for r in rows]
+
+
+def mark_done(url: str, names: list[str]) -> int:
+    """READY -> DONE for these datasets (only those still READY); returns how many flipped."""
+    if not names:
+        return 0
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        n = conn.execute(tier0_datasets.update().where(tier0_datasets.c.name.in_(names))
+                         .where(tier0_datasets.c.status == "READY")
+                         .values(status="DONE", updated=datetime.now(timezone.utc).replace(tzinfo=None))).rowcount
+    engine.dispose()
+    return n
