@@ -72,3 +72,29 @@ def mark_done(url: str, names: list[str]) -> int:
                          .values(status="DONE", updated=datetime.now(timezone.utc).replace(tzinfo=None))).rowcount
     engine.dispose()
     return n
+
+
+def finished_tasks(url: str, start: datetime, end: datetime, bite: int = 20, big_bite: int = 200,
+                   backlog_threshold: int = 1000) -> list[dict]:
+    """Production tasks that finished in [start, end), read incrementally by (last_update, task_id) in bites,
+    as the ATLAS Supervisor reads the production system: bites of ``bite`` tasks, ``big_bite`` once the backlog
+    passes ``backlog_threshold``."""
+    engine = sa.create_engine(url)
+    t = prodsys_tasks.c
+    out: list[dict] = []
+    with engine.connect() as conn:
+        window = (t.last_update >= start) & (t.last_update < end) & t.status.in_(["done", "finished"])
+        backlog = conn.execute(sa.select(sa.func.count()).where(window)).scalar()
+        size = big_bite if backlog > backlog_threshold else bite
+        after = None
+        while True:
+            q = sa.select(prodsys_tasks).where(window).order_by(t.last_update, t.task_id).limit(size)
+            if after is not None:
+                q = q.where(sa.tuple_(t.last_update, t.task_id) > sa.tuple_(*after))
+            rows = conn.execute(q).all()
+            out += [{**r._mapping, "output_datasets": json.loads(r.output_datasets)} for r in rows]
+            if len(rows) < size:
+                break
+            after = (rows[-1].last_update, rows[-1].task_id)
+    engine.dispose()
+    return out

@@ -1,0 +1,35 @@
+"""Production campaigns: the tasks that finished inside a DAG run's data interval start one ingestion run per output
+dataset. Backfilling the DAG over past dates re-ingests a reprocessing campaign."""
+
+from __future__ import annotations
+
+from airflow.sdk import BaseOperator
+from airflow.sdk.exceptions import AirflowFailException
+
+from eventindex import upstream
+
+from .hooks import CatalogHook, _connection
+
+MAX_PER_INTERVAL = 1000  # below Airflow's max_map_length (1024)
+
+
+def prodsys_url(conn_id: str = "eventindex_prodsys") -> str:
+    conn = _connection(conn_id)
+    if conn is not None and conn.extra_dejson.get("url"):
+        return conn.extra_dejson["url"]
+    return f"sqlite:///{CatalogHook().get_settings().world_dir / 'upstream.sqlite'}"
+
+
+class FinishedTasksOperator(BaseOperator):
+    def execute(self, context) -> list[dict]:
+        start = context["data_interval_start"].replace(tzinfo=None)
+        end = context["data_interval_end"].replace(tzinfo=None)
+        tasks = upstream.finished_tasks(prodsys_url(), start, end)
+        runs = [{"trigger_run_id": f"prodsys__{t['task_id']}__{name}",
+                 "conf": {"dataset": name, "source": "prodsys", "obsolete_older": True}}
+                for t in tasks for name in t["output_datasets"]]
+        self.log.info("%d tasks finished in [%s, %s): %d output datasets", len(tasks), start, end, len(runs))
+        if len(runs) > MAX_PER_INTERVAL:
+            raise AirflowFailException(f"{len(runs)} datasets in one interval (limit {MAX_PER_INTERVAL}); "
+                                       "backfill this period with shorter intervals")
+        return runs
