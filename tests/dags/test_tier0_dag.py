@@ -50,7 +50,9 @@ def test_ready_datasets_start_one_ingestion_each_and_turn_done_after_loading(dag
     # ingest one dataset (as its triggered run would), then poll: that one, and only it, is DONE
     d = tier0[0]
     produce(d["name"], [str(out / f["path"]) for f in d["files"]], str(eventindex_home / "staging"), 1, 1)
-    ingest = dagbag.dags["eventindex_ingest"].test(run_conf={"dataset": d["name"]})
+    # (dag.test keeps params of earlier test runs on the shared DAG object: pass every param)
+    ingest = dagbag.dags["eventindex_ingest"].test(run_conf={"dataset": d["name"],
+                                                             "staging_uri": str(eventindex_home / "staging")})
     assert str(ingest.state) == "success", task_states(ingest)
     dagbag.dags["eventindex_tier0"].test()
     flags = _flags(out)
