@@ -63,3 +63,6 @@ def postgres():
         pytest.fail(str(exc))
     yield pg
     pg.stop()
+
+
+from tests.activemq import activemq, queue_name  # noqa: E402,F401  (one broker for the whole session)

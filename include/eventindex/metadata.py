@@ -13,7 +13,7 @@ from datetime import datetime, timezone
 import sqlalchemy as sa
 from sqlalchemy.schema import CreateIndex, CreateTable
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 metadata = sa.MetaData()
 
 schema_version = sa.Table(
@@ -108,6 +108,17 @@ consistency_reports = sa.Table(  # added in schema version 2
     sa.Column("count", sa.BigInteger, nullable=False),
 )
 
+announcements = sa.Table(  # added in schema version 3: producer messages, recorded before they are acked
+    "announcements", metadata,
+    sa.Column("dataset", sa.String(255), primary_key=True),
+    sa.Column("task_id", sa.BigInteger, primary_key=True),
+    sa.Column("job_id", sa.BigInteger, primary_key=True),
+    sa.Column("message", sa.Text, nullable=False),
+    sa.Column("received_at", sa.DateTime, nullable=False),
+    sa.Column("deliveries", sa.Integer, nullable=False),
+    sa.Column("handed_over_at", sa.DateTime),  # set once the dataset is in the catalogue
+)
+
 _V1_TABLES = ("datasets", "files", "trigger_menus", "trigger_counts", "validation_reports", "load_history")
 
 
@@ -119,7 +130,11 @@ def _v2(conn) -> None:
     metadata.create_all(conn, tables=[consistency_reports])
 
 
-MIGRATIONS = {1: _v1, 2: _v2}  # version -> function(connection); append, never edit
+def _v3(conn) -> None:
+    metadata.create_all(conn, tables=[announcements])
+
+
+MIGRATIONS = {1: _v1, 2: _v2, 3: _v3}  # version -> function(connection); append, never edit
 
 
 def now() -> datetime:

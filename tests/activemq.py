@@ -1,3 +1,4 @@
+# Shared by tests/integration and tests/dags: imported by tests/conftest.py so that one broker serves the session.
 """Real services on loopback for the integration tests: an ActiveMQ 5.17 broker (STOMP 127.0.0.1:61613), started
 once per test session from ``scripts/start-activemq.sh`` with all its state in a fresh temporary folder, plus a tiny
 simulated world to produce from.
@@ -22,7 +23,7 @@ from pathlib import Path
 import pytest
 import stomp
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
 START_SCRIPT = REPO / "scripts" / "start-activemq.sh"
 ACTIVEMQ_HOME = Path("/usr/share/activemq")
 HOST, STOMP_PORT, OPENWIRE_PORT = "127.0.0.1", 61613, 61616
