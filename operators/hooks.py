@@ -76,6 +76,8 @@ class RucioHook(EventIndexSettingsHook):
         if conn is None or conn.conn_type == "local":
             return LocalRucio(f"sqlite:///{self.get_settings().home / 'rucio.sqlite'}")
         extra = conn.extra_dejson
+        if extra.get("config"):  # a rucio.cfg for what the connection does not say (CA, token cache, ...)
+            os.environ["RUCIO_CONFIG"] = extra["config"]
         return RealRucio(rucio_host=conn.host, auth_host=extra.get("auth_host", conn.host),
                          account=extra.get("account", conn.login), auth_type=extra.get("auth_type", "userpass"),
                          creds={"username": conn.login, "password": conn.password})

@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 want=(libkrb5-dev gcc python3-dev)
-[ "${1:-}" = "--test" ] && want+=(activemq postgresql)
+[ "${1:-}" = "--test" ] && want+=(activemq postgresql curl)
 python3 -c 'import venv, ensurepip' 2>/dev/null || want+=(python3-venv)
 
 missing=()

@@ -66,3 +66,4 @@ def postgres():
 
 
 from tests.activemq import activemq, queue_name  # noqa: E402,F401  (one broker for the whole session)
+from tests.rucio_server import real_rucio, rucio_server  # noqa: E402,F401  (one Rucio server for the session)

@@ -173,19 +173,39 @@ class RealRucio:
     def list_replicas(self, dids: list[dict]) -> list[dict]:
         return self._call(lambda: list(self.client.list_replicas(dids, schemes=["file"])))
 
+    def ensure_rse(self, rse: str, scopes: Iterable[str]) -> None:
+        """A non-deterministic file:// RSE (the PFNs are the world's paths) and the scopes, created if missing."""
+        from rucio.common import exception as rex
+
+        try:
+            self.client.add_rse(rse, deterministic=False)
+            self.client.add_rse_attribute(rse, "type", "TEST")
+            self.client.add_protocol(rse, {"scheme": "file", "hostname": "", "port": 0, "prefix": "/",
+                                           "impl": "rucio.rse.protocols.posix.Default",
+                                           "domains": {"lan": {"read": 1, "write": 1, "delete": 1},
+                                                       "wan": {"read": 1, "write": 1, "delete": 1}}})
+        except rex.Duplicate:
+            pass
+        account = self.client.whoami()["account"]
+        for scope in scopes:
+            try:
+                self.client.add_scope(account, scope)
+            except rex.Duplicate:
+                pass
+
     def register_dataset(self, scope: str, name: str, files: list[dict], rse: str, close: bool = True) -> None:
         from rucio.common import exception as rex
 
         try:
             self.client.add_dataset(scope, name)
         except rex.DataIdentifierAlreadyExists:
-            pass
-        clean = [{k: v for k, v in f.items() if k != "pfn"} for f in files]
-        for start in range(0, len(clean), 100):
+            if not self.get_metadata(scope, name).get("is_open"):
+                return  # registered and closed before: a closed dataset never changes
+        for chunk in iter_chunks(list(files), 100):  # bulk: one call per 100 files
             try:
-                self._call(self.client.add_files_to_dataset, scope, name, clean[start:start + 100], rse=rse)
+                self._call(self.client.add_files_to_dataset, scope, name, chunk, rse=rse)
             except DDMError as exc:
-                if "already" not in str(exc).lower():
+                if "already" not in str(exc).lower() and "duplicate" not in str(exc).lower():
                     raise
         if close:
             self._call(self.client.close, scope, name)
@@ -195,6 +215,8 @@ def register_world(ddm, world: dict, world_dir: str | Path, rse: str = "LOCAL_DI
                    only: Iterable[str] | None = None) -> int:
     """Register the simulated world's datasets and file replicas (file:// PFNs) in the data catalogue."""
     wanted = set(only) if only is not None else None
+    if hasattr(ddm, "ensure_rse"):
+        ddm.ensure_rse(rse, sorted({d["scope"] for d in world["datasets"]}))
     n = 0
     for d in world["datasets"]:
         if wanted is not None and d["name"] not in wanted:

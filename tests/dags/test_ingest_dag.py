@@ -52,3 +52,20 @@ def test_a_file_missing_from_rucio_fails_validation_and_loads_nothing(dagbag, ho
     with engine.connect() as conn:
         reports = conn.execute(sa.text("select dataset, file, problem from validation_reports")).all()
     assert (d["name"], d["files"][0]["guid"], "not a file of the dataset in Rucio") in reports
+
+
+@pytest.mark.integration
+def test_ingest_validates_against_a_real_rucio_server(dagbag, rucio_server, real_rucio, staged_world,
+                                                      eventindex_home, monkeypatch):
+    import json
+
+    world, out, staging = staged_world
+    register_world(real_rucio, world, out)
+    password = (rucio_server.base / "etc" / "password").read_text().strip()
+    monkeypatch.setenv("AIRFLOW_CONN_EVENTINDEX_RUCIO", json.dumps({
+        "conn_type": "rucio", "host": rucio_server.url, "login": "ddmlab", "password": password,
+        "extra": {"account": "root", "config": rucio_server.config}}))
+    d = dataset(world, "DAOD_PHYS", mc=True)
+    run = dagbag.dags["eventindex_ingest"].test(run_conf={"dataset": d["name"], "staging_uri": str(staging)})
+    assert str(run.state) == "success", task_states(run)
+    assert open_catalog(Settings.from_env()).count(make_selection(dataset=d["name"])) == d["nevents"]

@@ -1,16 +1,14 @@
 """Ingestion steps against the embedded data catalogue (LocalRucio): every check can fail and says why."""
 
-import json
 import shutil
 
-import pyarrow.parquet as pq
 import pytest
 
 from eventindex import ingest
 from eventindex.catalog import make_selection
 from eventindex.catalog.embedded import BadLoad, EmbeddedCatalog
 from eventindex.ddm import LocalRucio, register_world
-from eventindex.producer import announcement, produce
+from eventindex.producer import produce
 from tests.conftest import dataset
 
 
