@@ -12,7 +12,7 @@ setup-test:
 	@scripts/setup.sh --test
 
 demo: setup
-	$(VENV)/bin/eventindex demo
+	$(VENV)/bin/eventindex demo --loader airflow
 
 # Real services (ActiveMQ) are started and stopped by the test harness itself (tests/conftest.py).
 test: setup-test

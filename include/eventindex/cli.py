@@ -192,27 +192,37 @@ def cmd_demo(args) -> int:
               f"{size / total:.1f} bytes/event in Parquet")
     out.print("   announced over STOMP" if settings.stomp_url else
               "   no broker configured (EVENTINDEX_STOMP_URL): the staging area is the hand-over")
-    _demo_catalog(settings, world)
+    _demo_catalog(settings, world, args.loader)
     return 0
 
 
-def _demo_catalog(settings: Settings, world: dict) -> None:
+def _demo_catalog(settings: Settings, world: dict, loader: str = "cli") -> None:
     import numpy as np
 
     from .catalog import make_selection
     from .catalog.loader import load_staged
 
     catalog = _catalog()
-    out.print(f"3. loading the staging area into the catalogue {settings.catalog_dir} "
-              f"(metadata: {settings.metadata_url.split('@')[-1]})")
     _load_world_menus(catalog, None)
-    started = time.perf_counter()
-    with _progress() as bar:
-        task = bar.add_task("loading datasets", total=len(world["datasets"]))
-        results = load_staged(catalog, settings.staging, progress=lambda i, n: bar.update(task, completed=i))
-    seconds = time.perf_counter() - started
-    total = sum(r.nevents for r in results)
-    out.print(f"   {len(results)} datasets, {total:,} events loaded in {seconds:.1f} s ({total / seconds:,.0f} events/s)")
+    if loader == "airflow":
+        import subprocess
+
+        out.print(f"3. ingesting every dataset through the eventindex_ingest DAG (Airflow dag.test), into the "
+                  f"catalogue {settings.catalog_dir}")
+        done = subprocess.run([sys.executable, "-m", "eventindex_airflow.demo", "--staging", settings.staging])
+        if done.returncode != 0:
+            raise EventIndexError("some ingestion runs failed (see above); the Airflow logs are in airflow_home/")
+    else:
+        out.print(f"3. loading the staging area into the catalogue {settings.catalog_dir} "
+                  f"(metadata: {settings.metadata_url.split('@')[-1]})")
+        started = time.perf_counter()
+        with _progress() as bar:
+            task = bar.add_task("loading datasets", total=len(world["datasets"]))
+            results = load_staged(catalog, settings.staging, progress=lambda i, n: bar.update(task, completed=i))
+        seconds = time.perf_counter() - started
+        total = sum(r.nevents for r in results)
+        out.print(f"   {len(results)} datasets, {total:,} events loaded in {seconds:.1f} s "
+                  f"({total / seconds:,.0f} events/s)")
 
     out.print("4. queries")
     aod = next(d for d in world["datasets"] if d["datatype"] == "AOD" and d.get("stream") == "physics_Main")
@@ -537,6 +547,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="simulate the world and index it, on the embedded defaults")
     world_options(demo)
     demo.add_argument("--fresh", action="store_true", help="regenerate the world even if one exists")
+    demo.add_argument("--loader", choices=["cli", "airflow"], default="cli",
+                      help="load with the library (cli) or through the ingestion DAG run by Airflow (airflow)")
     demo.set_defaults(func=cmd_demo)
 
     world = sub.add_parser("world", help="list the datasets of the simulated world")
