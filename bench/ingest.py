@@ -1,0 +1,139 @@
+"""Ingestion throughput: datasets per hour through the whole eventindex_ingest DAG, and announcements per second
+the STOMP path drains (record in the metadata DB, then ack), each beside a peer measured in the same run.
+
+    python -m bench.ingest [--announcements 5000] [--runs 2 --events-per-run 20000]
+
+Peers: for the DAG, the same datasets loaded by the library alone (`load_staged`, no Airflow); for the drain, a
+bare stomp.py consumer that only acks (no parsing, no recording): the broker's own ceiling here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import stomp
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def bare_consumer(host: str, port: int, queue: str, n: int) -> float:
+    import threading
+
+    got, done = [0], threading.Event()
+    conn = stomp.Connection12([(host, port)])
+
+    class L(stomp.ConnectionListener):
+        def on_message(self, frame):
+            conn.ack(frame.headers["ack"])
+            got[0] += 1
+            if got[0] >= n:
+                done.set()
+
+    conn.set_listener("l", L())
+    conn.connect(wait=True)
+    t = time.perf_counter()
+    conn.subscribe(queue, id="b", ack="client-individual", headers={"activemq.prefetchSize": "500"})
+    done.wait(300)
+    elapsed = time.perf_counter() - t
+    conn.disconnect()
+    return elapsed
+
+
+def send(host: str, port: int, queue: str, bodies: list[str]) -> None:
+    conn = stomp.Connection12([(host, port)])
+    conn.connect(wait=True)
+    for body in bodies:
+        conn.send(queue, body, headers={"persistent": "true"})
+    conn.disconnect()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--announcements", type=int, default=5000)
+    ap.add_argument("--runs", type=int, default=2)
+    ap.add_argument("--events-per-run", type=int, default=20000)
+    ap.add_argument("--out", default="bench/results/ingest.json")
+    args = ap.parse_args()
+    from eventindex import announcements
+    from eventindex.catalog.embedded import EmbeddedCatalog
+    from eventindex.catalog.loader import load_staged
+    from eventindex.ddm import LocalRucio, register_world
+    from eventindex.messaging import drain
+    from eventindex.metadata import make_engine, upgrade
+    from eventindex.producer import announcement, produce
+    from eventindex.settings import parse_stomp_url
+    from eventindex.sim.world import WorldConfig, simulate
+    from tests.activemq import ActiveMQ
+
+    work = Path(tempfile.mkdtemp(prefix="ei-bench-ingest-"))
+    result = {}
+    try:
+        home = work / "home"
+        world = simulate(home / "world", WorldConfig(runs=args.runs, events_per_run=args.events_per_run,
+                                                     mc_events=5000))
+        staging = home / "staging"
+        produced = [produce(d["name"], [str(home / "world" / f["path"]) for f in d["files"]], str(staging),
+                            d["task_id"], 1) for d in world["datasets"]]
+        register_world(LocalRucio(f"sqlite:///{home / 'rucio.sqlite'}"), world, home / "world")
+        env = {**os.environ, "EVENTINDEX_HOME": str(home), "AIRFLOW_HOME": str(work / "airflow")}
+        t = time.perf_counter()
+        done = subprocess.run([sys.executable, "-m", "eventindex_airflow.demo", "--staging", str(staging)],
+                              env=env, capture_output=True, text=True)
+        dag_s = time.perf_counter() - t
+        if done.returncode != 0:
+            raise SystemExit(done.stdout[-3000:] + done.stderr[-3000:])
+        peer_cat = EmbeddedCatalog(work / "peer-catalog", f"sqlite:///{work / 'peer.sqlite'}")
+        t = time.perf_counter()
+        load_staged(peer_cat, str(staging))
+        peer_s = time.perf_counter() - t
+        n = len(world["datasets"])
+        result["dag"] = {"datasets": n, "events": world["nevents"], "seconds_incl_airflow_startup": round(dag_s, 1),
+                         "datasets_per_hour": round(n / dag_s * 3600)}
+        result["dag_peer_library_load"] = {"seconds": round(peer_s, 2), "datasets_per_hour": round(n / peer_s * 3600)}
+
+        broker = ActiveMQ(work / "activemq")
+        broker.start()
+        try:
+            target = parse_stomp_url(broker.url("eventindex.bench"))
+            msg = announcement(produced[0])
+            bodies = [json.dumps({**msg, "job_id": i}) for i in range(args.announcements)]
+            send(broker.host, broker.port, target.destination, bodies)
+            engine = make_engine(f"sqlite:///{work / 'meta.sqlite'}")
+            upgrade(engine)
+            t = time.perf_counter()
+            counts = drain(target, lambda body: announcements.record(engine, announcements.parse_announcement(body)),
+                           max_messages=args.announcements, idle_s=5)
+            ours = time.perf_counter() - t
+            send(broker.host, broker.port, "/queue/eventindex.bench.peer", bodies)
+            peer = bare_consumer(broker.host, broker.port, "/queue/eventindex.bench.peer", args.announcements)
+        finally:
+            broker.stop()
+        result["stomp"] = {"announcements": counts["handled"], "seconds": round(ours, 2),
+                           "per_s": round(counts["handled"] / ours)}
+        result["stomp_peer_bare_ack"] = {"seconds": round(peer, 2), "per_s": round(args.announcements / peer)}
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(result, indent=1))
+    md = "\n".join([
+        "| path | ours | peer |", "|---|---:|---:|",
+        f"| datasets/hour, full ingestion DAG (dag.test, {result['dag']['datasets']} datasets, "
+        f"{result['dag']['events']:,} events) | {result['dag']['datasets_per_hour']:,} | "
+        f"{result['dag_peer_library_load']['datasets_per_hour']:,} (library load, no Airflow) |",
+        f"| announcements/s drained (parse + record + ack) | {result['stomp']['per_s']:,} | "
+        f"{result['stomp_peer_bare_ack']['per_s']:,} (bare ack, no recording) |",
+    ])
+    Path(args.out).with_suffix(".md").write_text(md + "\n")
+    print(md)
+
+
+if __name__ == "__main__":
+    main()
