@@ -87,3 +87,27 @@ def test_a_consumer_killed_before_acking_loses_nothing(broker_env):
     seen = []
     counts = drain(parse_stomp_url(broker.url(queue)), seen.append, max_messages=100)
     assert sorted(seen) == [f"message {i}" for i in range(5)] and counts["handled"] == 5
+
+
+def test_announcements_in_flight_survive_a_broker_crash(broker_env, staged_world, tmp_path):
+    from eventindex import announcements
+    from eventindex.messaging import drain
+    from eventindex.metadata import make_engine, upgrade
+
+    broker, queue = broker_env
+    world, out, _ = staged_world
+    d = dataset(world, "RAW", stream="express_express")
+    msg = announcement(produce(d["name"], [str(out / f["path"]) for f in d["files"]], str(tmp_path / "st"), 9, 1))
+    from eventindex.messaging import announce
+
+    for i in range(20):  # as producers send: persistent, each confirmed by the broker's receipt
+        announce(parse_stomp_url(broker.url(queue)), {**msg, "job_id": i})
+    broker.restart(hard=True)  # kill -9 with the messages queued, then start again on the same store
+    engine = make_engine(f"sqlite:///{tmp_path / 'meta.sqlite'}")
+    upgrade(engine)
+    counts = drain(parse_stomp_url(broker.url(queue)),
+                   lambda body: announcements.record(engine, announcements.parse_announcement(body)), idle_s=5)
+    assert counts["handled"] == 20
+    with engine.connect() as conn:
+        jobs = sorted(j for (j,) in conn.exec_driver_sql("select job_id from announcements"))
+    assert jobs == list(range(20))
