@@ -8,6 +8,7 @@ from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException
 
 from eventindex import ingest
+from eventindex.catalog.base import BadLoad
 from eventindex.errors import EventIndexError
 
 from .hooks import CatalogHook, RucioHook
@@ -29,8 +30,13 @@ class FetchIndexOperator(_IngestOperator):
     """Copies the dataset's producer outputs to the work area, checking sizes and checksums."""
 
     def execute(self, context) -> dict:
-        staging = self.staging_uri or CatalogHook().get_settings().staging
-        fetched = ingest.fetch(self.dataset, staging, self._workdir(context))
+        hook = CatalogHook()
+        staging = self.staging_uri or hook.get_settings().staging
+        try:
+            fetched = ingest.fetch(self.dataset, staging, self._workdir(context))
+        except BadLoad as exc:  # a corrupt or partial copy in the staging area: bad data, no retries
+            ingest.record_problems(hook.get_settings().metadata_url, [ingest.Problem(self.dataset, None, str(exc))])
+            raise AirflowFailException(str(exc)) from None
         self.log.info("fetched %d index files of %s", len(fetched.parquet), fetched.dataset)
         return fetched.to_dict()
 

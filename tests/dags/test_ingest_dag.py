@@ -86,3 +86,23 @@ def test_make_demo_ingestion_step_runs_every_dataset_through_the_dag(staged_worl
     n = len(world["datasets"])
     assert f"{n}/{n} ingestion runs succeeded" in done.stdout
     assert open_catalog(Settings.from_env()).count(make_selection()) == world["nevents"]
+
+
+def test_a_corrupt_staging_file_fails_fetch_without_retries(dagbag, home, staged_world, tmp_path):
+    import shutil
+
+    world, _, staging = staged_world
+    d = dataset(world, "RAW", stream="physics_MinBias")
+    copy = tmp_path / "staging"
+    shutil.copytree(staging / d["name"], copy / d["name"])
+    parquet = next((copy / d["name"]).glob("*.parquet"))
+    data = bytearray(parquet.read_bytes())
+    data[100] ^= 0xFF
+    parquet.write_bytes(bytes(data))
+    run = dagbag.dags["eventindex_ingest"].test(run_conf={"dataset": d["name"], "staging_uri": str(copy)})
+    tis = {ti.task_id: ti for ti in run.get_task_instances()}
+    assert str(tis["fetch"].state) == "failed" and tis["fetch"].try_number == 1  # not retried
+    assert open_catalog(Settings.from_env()).datasets() == []
+    with sa.create_engine(Settings.from_env().metadata_url).connect() as conn:
+        problems = [p for (p,) in conn.execute(sa.text("select problem from validation_reports"))]
+    assert any("adler32" in p for p in problems)
