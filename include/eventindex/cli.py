@@ -478,6 +478,24 @@ def _load_world_menus(catalog, path: str | None) -> None:
         raise EventIndexError(f"menus file {path} does not exist")
 
 
+def cmd_ddm_register(args) -> int:
+    import os
+
+    from .ddm import LocalRucio, RealRucio, register_world
+    from .sim.world import load_world
+
+    settings = Settings.from_env()
+    world_dir = Path(args.world) if args.world else settings.world_dir
+    world = load_world(world_dir)
+    if args.rucio:
+        ddm, where = RealRucio(), f"the Rucio server of {os.environ.get('RUCIO_CONFIG', 'rucio.cfg')}"
+    else:
+        ddm, where = LocalRucio(f"sqlite:///{settings.home / 'rucio.sqlite'}"), "the local data catalogue"
+    n = register_world(ddm, world, world_dir, rse=args.rse)
+    out.print(f"{n} datasets of {world_dir} registered in {where} (RSE {args.rse}, file:// replicas)")
+    return 0
+
+
 def cmd_obsolete(args) -> int:
     _catalog().mark_obsolete(args.dataset)
     out.print(f"{args.dataset} marked obsolete (kept in the history, hidden from queries)")
@@ -615,6 +633,14 @@ def build_parser() -> argparse.ArgumentParser:
     obs = sub.add_parser("obsolete", help="hide a dataset from queries (kept in history)")
     obs.add_argument("dataset")
     obs.set_defaults(func=cmd_obsolete)
+
+    ddm = sub.add_parser("ddm", help="data management (Rucio)")
+    ddm_sub = ddm.add_subparsers(dest="ddm_command", required=True)
+    reg = ddm_sub.add_parser("register", help="register the simulated world's datasets and replicas")
+    reg.add_argument("--world", help="world folder (default $EVENTINDEX_HOME/world)")
+    reg.add_argument("--rucio", action="store_true", help="a real Rucio server (RUCIO_CONFIG), not the local catalogue")
+    reg.add_argument("--rse", default="LOCAL_DISK")
+    reg.set_defaults(func=cmd_ddm_register)
 
     db = sub.add_parser("db", help="the metadata DB")
     db_sub = db.add_subparsers(dest="db_command", required=True)

@@ -106,3 +106,31 @@ def test_a_corrupt_staging_file_fails_fetch_without_retries(dagbag, home, staged
     with sa.create_engine(Settings.from_env().metadata_url).connect() as conn:
         problems = [p for (p,) in conn.execute(sa.text("select problem from validation_reports"))]
     assert any("adler32" in p for p in problems)
+
+
+@pytest.mark.integration
+def test_rucio_down_for_a_while_is_retried_then_succeeds(dagbag, rucio_server, real_rucio, staged_world,
+                                                         eventindex_home, monkeypatch):
+    import json
+    import threading
+    import time
+
+    world, out, staging = staged_world
+    register_world(real_rucio, world, out)
+    password = (rucio_server.base / "etc" / "password").read_text().strip()
+    monkeypatch.setenv("AIRFLOW_CONN_EVENTINDEX_RUCIO", json.dumps({
+        "conn_type": "rucio", "host": rucio_server.url, "login": "ddmlab", "password": password,
+        "extra": {"account": "root", "config": rucio_server.config}}))
+    d = dataset(world, "RAW", stream="express_express")
+    rucio_server.stop()
+    back = threading.Timer(6.0, rucio_server.start)
+    back.start()
+    try:
+        started = time.monotonic()
+        run = dagbag.dags["eventindex_ingest"].test(run_conf={"dataset": d["name"], "staging_uri": str(staging)})
+    finally:
+        back.join()
+    tis = {ti.task_id: ti for ti in run.get_task_instances()}
+    assert str(run.state) == "success", task_states(run)
+    assert tis["validate"].try_number > 1  # failed while Rucio was down, retried, then passed
+    assert time.monotonic() - started >= 6

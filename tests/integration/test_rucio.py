@@ -74,3 +74,18 @@ def test_rucio_down_is_transient_and_validation_passes_once_it_is_back(registere
     finally:
         rucio_server.start()
     assert ingest.validate(fetched, real)["nevents"] == d["nevents"]
+
+
+def test_cli_registers_the_world_in_a_real_rucio(rucio_server, small_world, monkeypatch):
+    import subprocess
+    import sys
+
+    from eventindex.ddm import RealRucio
+
+    world, out = small_world
+    monkeypatch.setenv("RUCIO_CONFIG", rucio_server.config)
+    done = subprocess.run([sys.executable, "-m", "eventindex.cli", "ddm", "register", "--world", str(out), "--rucio"],
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    d = dataset(world, "DAOD_PHYS")
+    assert len(RealRucio().list_files(d["scope"], d["name"])) == len(d["files"])
