@@ -8,16 +8,13 @@ from airflow.sdk.exceptions import AirflowFailException
 
 from eventindex import upstream
 
-from .hooks import CatalogHook, _connection
+from .hooks import upstream_url
 
 MAX_PER_INTERVAL = 1000  # below Airflow's max_map_length (1024)
 
 
-def prodsys_url(conn_id: str = "eventindex_prodsys") -> str:
-    conn = _connection(conn_id)
-    if conn is not None and conn.extra_dejson.get("url"):
-        return conn.extra_dejson["url"]
-    return f"sqlite:///{CatalogHook().get_settings().world_dir / 'upstream.sqlite'}"
+def prodsys_url() -> str:
+    return upstream_url("eventindex_prodsys")
 
 
 class FinishedTasksOperator(BaseOperator):

@@ -95,3 +95,11 @@ class StompHook(BaseHook):
             return Settings.from_env().stomp if url else None
         return StompTarget(conn.host or "127.0.0.1", int(conn.port or 61613),
                            conn.extra_dejson.get("queue", "/queue/eventindex.producer"), conn.login, conn.password)
+
+
+def upstream_url(conn_id: str) -> str:
+    """An upstream database (Tier-0 table, production system) from ``extra.url``; default: the simulated world's."""
+    conn = _connection(conn_id)
+    if conn is not None and conn.extra_dejson.get("url"):
+        return conn.extra_dejson["url"]
+    return f"sqlite:///{EventIndexSettingsHook().get_settings().world_dir / 'upstream.sqlite'}"

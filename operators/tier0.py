@@ -7,14 +7,11 @@ from airflow.sdk import BaseOperator
 
 from eventindex import upstream
 
-from .hooks import CatalogHook, _connection
+from .hooks import CatalogHook, upstream_url
 
 
-def tier0_url(conn_id: str = "eventindex_tier0") -> str:
-    conn = _connection(conn_id)
-    if conn is not None and conn.extra_dejson.get("url"):
-        return conn.extra_dejson["url"]
-    return f"sqlite:///{CatalogHook().get_settings().world_dir / 'upstream.sqlite'}"
+def tier0_url() -> str:
+    return upstream_url("eventindex_tier0")
 
 
 class Tier0MarkDoneOperator(BaseOperator):

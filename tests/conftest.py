@@ -28,6 +28,18 @@ def small_world(tmp_path_factory):
     return simulate(out, config), out
 
 
+def corrupt_copy(staging, name: str, target):
+    """A copy of a dataset's staging folder under ``target`` with one byte of its Parquet file flipped."""
+    import shutil
+
+    shutil.copytree(staging / name, target / name)
+    parquet = next((target / name).glob("*.parquet"))
+    data = bytearray(parquet.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    parquet.write_bytes(bytes(data))
+    return target
+
+
 def dataset(world: dict, datatype: str, *, stream: str = "physics_Main", tag: str | None = None, mc: bool = False):
     for d in world["datasets"]:
         if d["datatype"] != datatype or (tag and d["amitag"] != tag) or (("dsid" in d) != mc):

@@ -7,7 +7,7 @@ import sqlalchemy as sa
 from eventindex.catalog import make_selection, open_catalog
 from eventindex.ddm import LocalRucio, register_world
 from eventindex.settings import Settings
-from tests.conftest import dataset
+from tests.conftest import corrupt_copy, dataset
 from tests.dags.conftest import task_states
 
 
@@ -54,17 +54,23 @@ def test_a_file_missing_from_rucio_fails_validation_and_loads_nothing(dagbag, ho
     assert (d["name"], d["files"][0]["guid"], "not a file of the dataset in Rucio") in reports
 
 
-@pytest.mark.integration
-def test_ingest_validates_against_a_real_rucio_server(dagbag, rucio_server, real_rucio, staged_world,
-                                                      eventindex_home, monkeypatch):
+@pytest.fixture
+def rucio_connection(rucio_server, real_rucio, staged_world, monkeypatch):
+    """The world registered in the real Rucio server, and the Airflow connection that points at it."""
     import json
 
-    world, out, staging = staged_world
+    world, out, _ = staged_world
     register_world(real_rucio, world, out)
     password = (rucio_server.base / "etc" / "password").read_text().strip()
     monkeypatch.setenv("AIRFLOW_CONN_EVENTINDEX_RUCIO", json.dumps({
         "conn_type": "rucio", "host": rucio_server.url, "login": "ddmlab", "password": password,
         "extra": {"account": "root", "config": rucio_server.config}}))
+    return rucio_server
+
+
+@pytest.mark.integration
+def test_ingest_validates_against_a_real_rucio_server(dagbag, rucio_connection, staged_world, eventindex_home):
+    world, out, staging = staged_world
     d = dataset(world, "DAOD_PHYS", mc=True)
     run = dagbag.dags["eventindex_ingest"].test(run_conf={"dataset": d["name"], "staging_uri": str(staging)})
     assert str(run.state) == "success", task_states(run)
@@ -89,16 +95,9 @@ def test_make_demo_ingestion_step_runs_every_dataset_through_the_dag(staged_worl
 
 
 def test_a_corrupt_staging_file_fails_fetch_without_retries(dagbag, home, staged_world, tmp_path):
-    import shutil
-
     world, _, staging = staged_world
     d = dataset(world, "RAW", stream="physics_MinBias")
-    copy = tmp_path / "staging"
-    shutil.copytree(staging / d["name"], copy / d["name"])
-    parquet = next((copy / d["name"]).glob("*.parquet"))
-    data = bytearray(parquet.read_bytes())
-    data[100] ^= 0xFF
-    parquet.write_bytes(bytes(data))
+    copy = corrupt_copy(staging, d["name"], tmp_path / "staging")
     run = dagbag.dags["eventindex_ingest"].test(run_conf={"dataset": d["name"], "staging_uri": str(copy)})
     tis = {ti.task_id: ti for ti in run.get_task_instances()}
     assert str(tis["fetch"].state) == "failed" and tis["fetch"].try_number == 1  # not retried
@@ -109,18 +108,12 @@ def test_a_corrupt_staging_file_fails_fetch_without_retries(dagbag, home, staged
 
 
 @pytest.mark.integration
-def test_rucio_down_for_a_while_is_retried_then_succeeds(dagbag, rucio_server, real_rucio, staged_world,
-                                                         eventindex_home, monkeypatch):
-    import json
+def test_rucio_down_for_a_while_is_retried_then_succeeds(dagbag, rucio_connection, staged_world, eventindex_home):
     import threading
     import time
 
+    rucio_server = rucio_connection
     world, out, staging = staged_world
-    register_world(real_rucio, world, out)
-    password = (rucio_server.base / "etc" / "password").read_text().strip()
-    monkeypatch.setenv("AIRFLOW_CONN_EVENTINDEX_RUCIO", json.dumps({
-        "conn_type": "rucio", "host": rucio_server.url, "login": "ddmlab", "password": password,
-        "extra": {"account": "root", "config": rucio_server.config}}))
     d = dataset(world, "RAW", stream="express_express")
     rucio_server.stop()
     back = threading.Timer(6.0, rucio_server.start)

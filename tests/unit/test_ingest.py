@@ -1,7 +1,5 @@
 """Ingestion steps against the embedded data catalogue (LocalRucio): every check can fail and says why."""
 
-import shutil
-
 import pytest
 
 from eventindex import ingest
@@ -9,7 +7,7 @@ from eventindex.catalog import make_selection
 from eventindex.catalog.embedded import BadLoad, EmbeddedCatalog
 from eventindex.ddm import LocalRucio, register_world
 from eventindex.producer import produce
-from tests.conftest import dataset
+from tests.conftest import corrupt_copy, dataset
 
 
 @pytest.fixture
@@ -97,12 +95,7 @@ def test_duplicated_events_fail_validation_unless_allowed(small_world, ddm, tmp_
 def test_a_corrupt_staging_file_is_refused_at_fetch(staged_world, tmp_path):
     world, _, staging = staged_world
     d = dataset(world, "RAW", stream="physics_MinBias")
-    copy = tmp_path / "staging"
-    shutil.copytree(staging / d["name"], copy / d["name"])
-    parquet = next((copy / d["name"]).glob("*.parquet"))
-    data = bytearray(parquet.read_bytes())
-    data[len(data) // 2] ^= 0xFF
-    parquet.write_bytes(bytes(data))
+    copy = corrupt_copy(staging, d["name"], tmp_path / "staging")
     with pytest.raises(BadLoad, match="adler32"):
         ingest.fetch(d["name"], str(copy), tmp_path / "work")
 
