@@ -1,0 +1,110 @@
+"""Event picking at the library level on the small world: plan, local extraction, verification."""
+
+import numpy as np
+import pytest
+import uproot
+
+from eventindex import picking
+from eventindex.catalog.embedded import EmbeddedCatalog
+from eventindex.catalog.loader import load_staged
+from eventindex.ddm import LocalRucio, register_world
+from eventindex.trigger import load_menus
+from tests.conftest import dataset
+
+
+@pytest.fixture
+def setup(staged_world, tmp_path):
+    world, out, staging = staged_world
+    catalog = EmbeddedCatalog(tmp_path / "cat", f"sqlite:///{tmp_path / 'm.sqlite'}")
+    catalog.save_menus(load_menus(out / "menus.json")[0].values())
+    load_staged(catalog, str(staging))
+    ddm = LocalRucio(f"sqlite:///{tmp_path / 'rucio.sqlite'}")
+    register_world(ddm, world, out)
+    return world, out, catalog, ddm
+
+
+def _events(out, ds):
+    parts = []
+    for f in ds["files"]:
+        with uproot.open(out / f["path"]) as h:
+            parts.append(h["events"].arrays(["run_number", "event_number"], library="np"))
+    return np.concatenate([p["run_number"] for p in parts]), np.concatenate([p["event_number"] for p in parts])
+
+
+def test_malformed_requests_are_refused_naming_the_line():
+    with pytest.raises(picking.BadRequest, match="line 3"):
+        picking.make_request("358031 1\n358031 2\n358031 x\n", "AOD")
+    with pytest.raises(picking.BadRequest, match="no events"):
+        picking.make_request("# nothing\n\n", "AOD")
+    with pytest.raises(picking.BadRequest, match="data type"):
+        picking.make_request("1 2", "XAOD")
+    with pytest.raises(picking.BadRequest, match="project"):
+        picking.make_request("1 2", "AOD", project="data18")
+    with pytest.raises(picking.BadRequest, match="more than its maximum"):
+        picking.make_request("1 2\n1 3\n1 4", "AOD", max_events=2)
+
+
+def test_requests_are_sorted_deduplicated_and_split_per_run_in_few_chunks():
+    text = "\n".join(f"{350000 + i % 3000} {i}" for i in range(20000)) + "\n350000 0\n"
+    req = picking.make_request(text, "AOD")
+    assert req.duplicates_in_request == 1 and len(req.events) == 20000
+    chunks = picking.run_chunks(req.events, max_chunks=100)
+    assert len(chunks) <= 100
+    assert sum(len(c) for c in chunks) == 20000
+    for a, b in zip(chunks, chunks[1:]):  # whole runs per chunk
+        assert a[-1, 0] < b[0, 0]
+
+
+def test_pick_aod_events_plus_missing_ones_end_to_end(setup, tmp_path):
+    world, out, catalog, ddm = setup
+    aod = dataset(world, "AOD", tag="f961_m1831")
+    runs, events = _events(out, aod)
+    rng = np.random.default_rng(5)
+    idx = rng.choice(len(events), 200, replace=False)
+    lines = [f"{runs[i]} {events[i]}" for i in idx] + [f"{runs[0]} {10**15 + k}" for k in range(15)] + \
+            [f"{999999} {k}" for k in range(5)]
+    req = picking.make_request("\n".join(lines), "AOD", version="f961_m1831", stream="physics_Main")
+    plan = picking.plan(catalog, ddm, req, files_per_job=2)
+    assert plan.summary()["found"] == 200 and plan.summary()["missing"] == 20
+    reasons = {(m["run"], m["reason"]) for m in plan.missing}
+    assert (999999, "unknown run") in reasons and (int(runs[0]), "event not found") in reasons
+    outputs = [picking.extract(plan.files, job, tmp_path / "out", k) for k, job in enumerate(plan.jobs)]
+    assert picking.verify(outputs, plan.found) == {"events": 200, "duplicates": 0}
+    # payload equal to the source entries
+    src = {}
+    for f in aod["files"]:
+        with uproot.open(out / f["path"]) as h:
+            a = h["events"].arrays(["event_number", "jet_pt", "mu_pt", "l1_tav"], library="ak")
+        for e, jp, mp, tav in zip(a.event_number.to_list(), a.jet_pt.to_list(), a.mu_pt.to_list(), a.l1_tav.to_list()):
+            src[e] = (jp, mp, tav)
+    for o in outputs:
+        with uproot.open(o["path"]) as h:
+            a = h["events"].arrays(["event_number", "jet_pt", "mu_pt", "l1_tav"], library="ak")
+        for e, jp, mp, tav in zip(a.event_number.to_list(), a.jet_pt.to_list(), a.mu_pt.to_list(), a.l1_tav.to_list()):
+            assert src[e] == (jp, mp, tav)
+
+
+def test_raw_of_a_reprocessed_run_and_the_newest_version(setup):
+    world, out, catalog, ddm = setup
+    repro = dataset(world, "AOD", tag="r11969_r11784_p4072")
+    runs, events = _events(out, repro)
+    req = picking.make_request(f"{runs[3]} {events[3]}", "AOD")  # version: newest loaded
+    plan = picking.plan(catalog, ddm, req)
+    assert plan.datasets == [repro["name"]]
+    raw = picking.plan(catalog, ddm, picking.make_request(f"{runs[3]} {events[3]}", "RAW", stream="physics_Main"))
+    assert raw.datasets == [dataset(world, "RAW")["name"]]
+    assert picking.plan(catalog, ddm, picking.make_request(f"{runs[3]} {events[3]}", "AOD", version="f961_m1831")
+                        ).datasets == [dataset(world, "AOD", tag="f961_m1831")["name"]]
+
+
+def test_verification_catches_a_missing_or_doubled_event(setup, tmp_path):
+    world, out, catalog, ddm = setup
+    aod = dataset(world, "AOD", tag="f961_m1831")
+    runs, events = _events(out, aod)
+    req = picking.make_request("\n".join(f"{runs[i]} {events[i]}" for i in range(10)), "AOD", version="f961_m1831")
+    plan = picking.plan(catalog, ddm, req)
+    outputs = [picking.extract(plan.files, job, tmp_path / "o", k) for k, job in enumerate(plan.jobs)]
+    with pytest.raises(picking.EventIndexError, match="duplicated|unexpected|missing"):
+        picking.verify(outputs + outputs, plan.found)
+    with pytest.raises(picking.EventIndexError, match="missing"):
+        picking.verify(outputs, plan.found + [{"run": 1, "event": 2}])
