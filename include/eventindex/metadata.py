@@ -13,7 +13,7 @@ from datetime import datetime, timezone
 import sqlalchemy as sa
 from sqlalchemy.schema import CreateIndex, CreateTable
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 metadata = sa.MetaData()
 
 schema_version = sa.Table(
@@ -119,6 +119,19 @@ announcements = sa.Table(  # added in schema version 3: producer messages, recor
     sa.Column("handed_over_at", sa.DateTime),  # set once the dataset is in the catalogue
 )
 
+pick_requests = sa.Table(  # added in schema version 4: event-picking requests and their outcome
+    "pick_requests", metadata,
+    sa.Column("request_id", sa.String(255), primary_key=True),  # the DAG run id, or a dry-run id
+    sa.Column("created", sa.DateTime, nullable=False),
+    sa.Column("state", sa.String(16), nullable=False),  # planned | extracted | done | failed
+    sa.Column("params", sa.Text, nullable=False),
+    sa.Column("requested", sa.BigInteger, nullable=False),
+    sa.Column("found", sa.BigInteger),
+    sa.Column("missing", sa.BigInteger),
+    sa.Column("output_dataset", sa.String(255)),
+    sa.Column("summary", sa.Text),
+)
+
 _V1_TABLES = ("datasets", "files", "trigger_menus", "trigger_counts", "validation_reports", "load_history")
 
 
@@ -134,7 +147,11 @@ def _v3(conn) -> None:
     metadata.create_all(conn, tables=[announcements])
 
 
-MIGRATIONS = {1: _v1, 2: _v2, 3: _v3}  # version -> function(connection); append, never edit
+def _v4(conn) -> None:
+    metadata.create_all(conn, tables=[pick_requests])
+
+
+MIGRATIONS = {1: _v1, 2: _v2, 3: _v3, 4: _v4}  # version -> function(connection); append, never edit
 
 
 def now() -> datetime:

@@ -247,4 +247,44 @@ def verify(outputs: list[dict], found: list[dict]) -> dict:
     return {"events": len(got), "duplicates": dup}
 
 
+def register_output(ddm, output: str, outputs: list[dict], rse: str = "LOCAL_DISK") -> str:
+    """Register the output files as a closed dataset in the requester's scope (``user.<name>``)."""
+    scope = ".".join(output.split(".")[:2]) if output.startswith(("user.", "group.")) else parse(output).project
+    if hasattr(ddm, "ensure_rse"):
+        ddm.ensure_rse(rse, [scope])
+    files = [{"scope": scope, "name": o["lfn"], "bytes": Path(o["path"]).stat().st_size,
+              "meta": {"guid": o["guid"], "events": o["nevents"]}, "pfn": "file://" + str(Path(o["path"]).resolve())}
+             for o in outputs]
+    ddm.register_dataset(scope, output, files, rse)
+    return f"{scope}:{output}"
+
+
+def record(engine, request_id: str, state: str, params: dict, requested: int, summary: dict | None = None) -> None:
+    """Create or update the request's row in the metadata DB (for `eventindex picks`)."""
+    import json
+
+    from . import metadata as md
+
+    md.upgrade(engine)
+    t = md.pick_requests
+    values = {"state": state, "params": json.dumps(params), "requested": requested}
+    if summary is not None:
+        values.update(found=summary.get("found"), missing=summary.get("missing"),
+                      output_dataset=summary.get("output_dataset"), summary=json.dumps(summary))
+    with engine.begin() as conn:
+        if not conn.execute(t.update().where(t.c.request_id == request_id).values(**values)).rowcount:
+            conn.execute(t.insert().values(request_id=request_id, created=md.now(), **values))
+
+
+def requests(engine, limit: int = 50) -> list[dict]:
+    import sqlalchemy as sa
+
+    from . import metadata as md
+
+    md.upgrade(engine)
+    t = md.pick_requests
+    with engine.connect() as conn:
+        return [dict(r._mapping) for r in conn.execute(sa.select(t).order_by(t.c.created.desc()).limit(limit))]
+
+
 __all__ = ["BadRequest", "BadSelection", "Plan", "Request", "extract", "make_request", "plan", "verify"]
