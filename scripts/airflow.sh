@@ -12,6 +12,7 @@ export AIRFLOW__CORE__PARALLELISM="${AIRFLOW__CORE__PARALLELISM:-4}"
 export AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL=30
 export AIRFLOW__API__HOST=127.0.0.1
 export AIRFLOW__API__PORT="${AIRFLOW_PORT:-8080}"
+export AIRFLOW__CORE__EXECUTION_API_SERVER_URL="http://127.0.0.1:$AIRFLOW__API__PORT/execution/"
 export PATH="$ROOT/.venv/bin:$PATH"
 export EVENTINDEX_HOME="${EVENTINDEX_HOME:-$ROOT/.eventindex}"  # tasks see the same embedded state as the CLI
 PID="$AIRFLOW_HOME/standalone.pid"

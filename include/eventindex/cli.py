@@ -496,6 +496,66 @@ def cmd_ddm_register(args) -> int:
     return 0
 
 
+def cmd_pick(args) -> int:
+    from . import picking
+    from .ddm import LocalRucio, RealRucio
+
+    events = Path(args.events).read_text() if args.events != "-" else sys.stdin.read()
+    req = picking.make_request(events, args.type, args.project, args.stream, args.version, args.out, args.max)
+    if args.dry_run:
+        settings = Settings.from_env()
+        ddm = RealRucio() if args.rucio else LocalRucio(f"sqlite:///{settings.home / 'rucio.sqlite'}")
+        started = time.perf_counter()
+        plan = picking.plan(_catalog(), ddm, req)
+        summary = {**plan.summary(), "requested": len(req.events), "duplicates": req.duplicates_in_request,
+                   "plan_seconds": round(time.perf_counter() - started, 3)}
+        if args.json:
+            print(json.dumps({**summary, "missing_events": plan.missing[:1000]}))
+        else:
+            out.print(f"{summary['found']:,} found, {summary['missing']:,} missing, in {len(plan.datasets)} datasets, "
+                      f"{summary['files']} files, {summary['jobs']} extraction jobs (planned in "
+                      f"{summary['plan_seconds']} s)")
+            for m in plan.missing[:10]:
+                out.print(f"  missing {m['run']} {m['event']}: {m['reason']}")
+        return 0
+    from .airflow_api import AirflowAPI
+
+    api = AirflowAPI.from_env()
+    conf = {"events": events, "datatype": args.type, "project": args.project, "stream": args.stream,
+            "version": args.version, "output": args.out, "max_events": args.max}
+    run_id = api.trigger("eventindex_pick", conf)
+    err.print(f"submitted {run_id} to {api.url}")
+    with _progress() as bar:
+        task = bar.add_task("picking", total=None)
+        state = api.wait("eventindex_pick", run_id, lambda done, total: bar.update(task, completed=done, total=total))
+    summary = api.xcom("eventindex_pick", run_id, "verify_register_summary") if state == "success" else None
+    if args.json:
+        print(json.dumps({"run_id": run_id, "state": state, **(summary or {})}))
+    elif summary:
+        out.print(f"{state}: {summary['found']:,} found, {summary['missing']:,} missing -> {summary['output_dataset']}")
+    else:
+        out.print(f"{state}: see the run {run_id} in the Airflow UI")
+    return 0 if state == "success" else 1
+
+
+def cmd_picks(args) -> int:
+    from . import picking
+    from .metadata import make_engine
+
+    rows = picking.requests(make_engine(Settings.from_env().metadata_url), args.limit)
+    if args.json:
+        print(json.dumps(rows, default=str))
+        return 0
+    table = Table(title=f"{len(rows)} picking requests")
+    for col in ("request", "created", "state", "requested", "found", "missing", "output"):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(r["request_id"], str(r["created"])[:19], r["state"], str(r["requested"]), str(r["found"] or ""),
+                      str(r["missing"] or ""), r["output_dataset"] or "")
+    out.print(table)
+    return 0
+
+
 def cmd_obsolete(args) -> int:
     _catalog().mark_obsolete(args.dataset)
     out.print(f"{args.dataset} marked obsolete (kept in the history, hidden from queries)")
@@ -633,6 +693,25 @@ def build_parser() -> argparse.ArgumentParser:
     obs = sub.add_parser("obsolete", help="hide a dataset from queries (kept in history)")
     obs.add_argument("dataset")
     obs.set_defaults(func=cmd_obsolete)
+
+    pick = sub.add_parser("pick", help="event picking: submit a request to Airflow, or plan it (--dry-run)")
+    pick.add_argument("--events", required=True, help="file of 'run event' pairs, one per line ('-' for stdin)")
+    pick.add_argument("--type", required=True, help="data type: RAW, AOD, DAOD_PHYS, ...")
+    pick.add_argument("--project")
+    pick.add_argument("--stream")
+    pick.add_argument("--version", help="AMI tag (default: the newest loaded)")
+    pick.add_argument("--out", help="output dataset, e.g. user.jdoe.picked.AOD")
+    pick.add_argument("--max", type=int, help="refuse requests with more events")
+    pick.add_argument("--dry-run", action="store_true", help="plan only (found/missing, datasets, files, jobs); "
+                                                           "needs no Airflow")
+    pick.add_argument("--rucio", action="store_true", help="with --dry-run: a real Rucio (RUCIO_CONFIG)")
+    pick.add_argument("--json", action="store_true")
+    pick.set_defaults(func=cmd_pick)
+
+    picks = sub.add_parser("picks", help="picking requests and their state")
+    picks.add_argument("--limit", type=int, default=50)
+    picks.add_argument("--json", action="store_true")
+    picks.set_defaults(func=cmd_picks)
 
     ddm = sub.add_parser("ddm", help="data management (Rucio)")
     ddm_sub = ddm.add_subparsers(dest="ddm_command", required=True)

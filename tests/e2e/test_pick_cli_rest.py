@@ -1,0 +1,79 @@
+"""End to end with Airflow standalone (scheduler, API server, triggerer) started by `scripts/airflow.sh up` on a
+private AIRFLOW_HOME and port: `eventindex pick` logs in with a JWT, triggers eventindex_pick through the REST API,
+follows it and prints the summary; bad parameters through REST are refused with the reason."""
+
+import json
+import os
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from eventindex.airflow_api import AirflowAPI
+from eventindex.catalog import open_catalog
+from eventindex.catalog.loader import load_staged
+from eventindex.ddm import LocalRucio, register_world
+from eventindex.settings import Settings
+from tests.conftest import dataset
+from tests.services import free_port
+
+pytestmark = pytest.mark.integration
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def airflow(tmp_path, eventindex_home, staged_world):
+    world, out, staging = staged_world
+    eventindex_home.mkdir(parents=True, exist_ok=True)
+    register_world(LocalRucio(f"sqlite:///{eventindex_home / 'rucio.sqlite'}"), world, out)
+    load_staged(open_catalog(Settings.from_env()), str(staging))
+    env = {**os.environ, "AIRFLOW_HOME": str(tmp_path / "airflow"), "AIRFLOW_PORT": str(free_port()),
+           "EVENTINDEX_HOME": str(eventindex_home)}
+    for key in [k for k in env if k.startswith("AIRFLOW__")]:
+        env.pop(key)
+    up = subprocess.run([str(ROOT / "scripts/airflow.sh"), "up"], env=env, capture_output=True, text=True,
+                        timeout=300)
+    try:
+        assert up.returncode == 0, up.stdout + up.stderr
+        env["AIRFLOW_URL"] = f"http://127.0.0.1:{env['AIRFLOW_PORT']}"
+        yield env, world, out
+    finally:
+        subprocess.run([str(ROOT / "scripts/airflow.sh"), "down"], env=env, capture_output=True, timeout=120)
+
+
+def test_pick_submitted_through_rest_reports_found_and_missing(airflow, tmp_path):
+    env, world, out = airflow
+    import uproot
+
+    aod = dataset(world, "AOD", tag="f961_m1831")
+    with uproot.open(out / aod["files"][0]["path"]) as h:
+        a = h["events"].arrays(["run_number", "event_number"], library="np")
+    request = tmp_path / "events.txt"
+    request.write_text("\n".join(f"{a['run_number'][i]} {a['event_number'][i]}" for i in range(0, 50, 5))
+                       + f"\n{a['run_number'][0]} 123456789012\n")
+    done = subprocess.run([sys.executable, "-m", "eventindex.cli", "pick", "--events", str(request), "--type", "AOD",
+                           "--version", "f961_m1831", "--stream", "physics_Main", "--out", "user.e2e.pick.AOD",
+                           "--json"], env=env, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    summary = json.loads(done.stdout.strip().splitlines()[-1])
+    assert (summary["state"], summary["found"], summary["missing"]) == ("success", 10, 1)
+    assert summary["output_dataset"] == "user.e2e:user.e2e.pick.AOD"
+    assert summary["missing_events"][0]["reason"] == "event not found"
+
+
+def test_bad_params_through_rest_are_refused_with_the_reason(airflow):
+    env, _, _ = airflow
+    api = AirflowAPI(env["AIRFLOW_URL"], "admin", json.loads((Path(env["AIRFLOW_HOME"]) /
+                                                               "simple_auth_manager_passwords.json.generated")
+                                                              .read_text())["admin"])
+    req = urllib.request.Request(f"{api.url}/api/v2/dags/eventindex_pick/dagRuns", method="POST",
+                                 headers={"Content-Type": "application/json",
+                                          "Authorization": f"Bearer {api._token()}"},
+                                 data=json.dumps({"dag_run_id": "bad1", "logical_date": None,
+                                                  "conf": {"events": "1 2", "datatype": "XAOD"}}).encode())
+    with pytest.raises(urllib.error.HTTPError) as exc:
+        urllib.request.urlopen(req, timeout=30)
+    assert exc.value.code == 400 and "datatype" in exc.value.read().decode()
