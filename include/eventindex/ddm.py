@@ -126,7 +126,7 @@ class LocalRucio:
     def list_replicas(self, dids: list[dict]) -> list[dict]:
         out = []
         with self.engine.connect() as conn:
-            for did in dids:
+            for did in dids:  # one indexed query per file: as cheap here as one bulk call
                 rows = conn.execute(sa.select(_replicas).where((_replicas.c.scope == did["scope"])
                                                                & (_replicas.c.name == did["name"]))).all()
                 if rows:

@@ -165,36 +165,59 @@ def lookup(catalog, req: Request, pairs: np.ndarray) -> tuple[list[dict], list[d
 
 
 def resolve(ddm, found: list[dict], files_per_job: int = 10) -> tuple[dict, list[str], list[list[str]]]:
-    """GUID -> dataset and a readable replica, from Rucio; helper datasets are skipped."""
-    files: dict[str, dict] = {}
+    """GUID -> dataset and a readable replica, from Rucio; helper datasets are skipped.
+
+    The catalogue already says which dataset each GUID was indexed from, so Rucio is asked once per dataset (its file
+    list, then one bulk replica query); ``get_dataset_by_guid`` (one call per file) is the fallback for GUIDs that
+    Rucio does not list there any more."""
+    from .ddm import DDMError, split_did
+
     by_guid = defaultdict(list)
+    indexed_in: dict[str, str] = {}
     for f in found:
-        by_guid[guid_key(f["guid"])].append(f["oid"])
-    datasets = set()
-    for guid, oids in by_guid.items():
+        g = guid_key(f["guid"])
+        by_guid[g].append(f["oid"])
+        indexed_in.setdefault(g, f.get("dataset"))
+    owner: dict[str, dict] = {}
+    listed: dict[tuple[str, str], set[str]] = {}
+    for guid, name in indexed_in.items():
+        if name:
+            scope, dsname = split_did(name)
+            if (scope, dsname) not in listed:
+                try:
+                    listed[(scope, dsname)] = {guid_key(f["guid"]) for f in ddm.list_files(scope, dsname)}
+                except DDMError:
+                    listed[(scope, dsname)] = set()
+            if guid in listed[(scope, dsname)]:
+                owner[guid] = {"scope": scope, "name": dsname}
+                continue
         candidates = [d for d in ddm.get_dataset_by_guid(guid) if not SKIP_DATASET_RE.search(d["name"])]
         if not candidates:
             raise EventIndexError(f"GUID {guid}: no dataset in Rucio holds this file")
-        ds = candidates[0]
-        lfn = next(f["name"] for f in ddm.list_files(ds["scope"], ds["name"]) if guid_key(f["guid"]) == guid)
-        replicas = ddm.list_replicas([{"scope": ds["scope"], "name": lfn}])
-        pfns = [p for r in replicas for rse_pfns in r["rses"].values() for p in rse_pfns]
-        if not pfns:
-            raise EventIndexError(f"{lfn}: no replica")
-        files[guid] = {"lfn": lfn, "scope": ds["scope"], "dataset": ds["name"], "pfn": pfns[0],
-                       "oids": sorted(set(oids))}
-        datasets.add(ds["name"])
+        owner[guid] = candidates[0]
+    files: dict[str, dict] = {}
+    per_dataset = defaultdict(list)
+    for guid, ds in owner.items():
+        per_dataset[(ds["scope"], ds["name"])].append(guid)
+    for (scope, name), guids in per_dataset.items():
+        lfn_of = {guid_key(f["guid"]): f["name"] for f in ddm.list_files(scope, name)}
+        replicas = {r["name"]: [p for pfns in r["rses"].values() for p in pfns]
+                    for r in ddm.list_replicas([{"scope": scope, "name": lfn_of[g]} for g in guids])}
+        for guid in guids:
+            lfn = lfn_of[guid]
+            if not replicas.get(lfn):
+                raise EventIndexError(f"{lfn}: no replica")
+            files[guid] = {"lfn": lfn, "scope": scope, "dataset": name, "pfn": replicas[lfn][0],
+                           "oids": sorted(set(by_guid[guid]))}
+    datasets = sorted({f["dataset"] for f in files.values()})
     guids = sorted(files, key=lambda g: (files[g]["dataset"], files[g]["lfn"]))
     jobs = [guids[i:i + files_per_job] for i in range(0, len(guids), files_per_job)]
-    return files, sorted(datasets), jobs
+    return files, datasets, jobs
 
 
 def plan(catalog, ddm, req: Request, files_per_job: int = 10) -> Plan:
-    found, missing = [], []
-    for chunk in run_chunks(req.events):
-        f, m = lookup(catalog, req, chunk)
-        found += f
-        missing += m
+    """The whole plan in one process (dry runs, benchmarks); the DAG runs the same steps mapped over run chunks."""
+    found, missing = lookup(catalog, req, req.events)
     files, datasets, jobs = resolve(ddm, found, files_per_job)
     return Plan(found, missing, files, datasets, jobs)
 
