@@ -108,3 +108,18 @@ def test_verification_catches_a_missing_or_doubled_event(setup, tmp_path):
         picking.verify(outputs + outputs, plan.found)
     with pytest.raises(picking.EventIndexError, match="missing"):
         picking.verify(outputs, plan.found + [{"run": 1, "event": 2}])
+
+
+def test_cli_refuses_bad_requests_with_the_reason(tmp_path):
+    import subprocess
+    import sys
+
+    events = tmp_path / "events.txt"
+    events.write_text("358031 1\n358031 two\n")
+    done = subprocess.run([sys.executable, "-m", "eventindex.cli", "pick", "--events", str(events), "--type", "AOD",
+                           "--dry-run"], capture_output=True, text=True)
+    assert done.returncode != 0 and "line 2" in done.stderr
+    events.write_text("358031 1\n")
+    done = subprocess.run([sys.executable, "-m", "eventindex.cli", "pick", "--events", str(events), "--type", "XAOD",
+                           "--dry-run"], capture_output=True, text=True)
+    assert done.returncode != 0 and "data type 'XAOD'" in done.stderr
