@@ -36,3 +36,21 @@ def dagbag(airflow_db):
 
 def task_states(dag_run) -> dict[str, str]:
     return {ti.task_id: str(ti.state) for ti in dag_run.get_task_instances()}
+
+
+@pytest.fixture
+def loaded(staged_world, eventindex_home):
+    """The small world registered in the local data catalogue and loaded into the catalogue under EVENTINDEX_HOME:
+    (world, world folder, staging folder, catalogue, local Rucio)."""
+    from eventindex.catalog import open_catalog
+    from eventindex.catalog.loader import load_staged
+    from eventindex.ddm import LocalRucio, register_world
+    from eventindex.settings import Settings
+
+    world, out, staging = staged_world
+    eventindex_home.mkdir(parents=True, exist_ok=True)
+    rucio = LocalRucio(f"sqlite:///{eventindex_home / 'rucio.sqlite'}")
+    register_world(rucio, world, out)
+    catalog = open_catalog(Settings.from_env())
+    load_staged(catalog, str(staging))
+    return world, out, staging, catalog, rucio

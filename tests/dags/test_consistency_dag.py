@@ -2,26 +2,12 @@
 is recorded with the dataset it concerns."""
 
 import pyarrow.parquet as pq
-import pytest
 import sqlalchemy as sa
 
-from eventindex.catalog import open_catalog
-from eventindex.catalog.loader import load_staged
-from eventindex.ddm import LocalRucio, register_world
 from eventindex.settings import Settings
 from tests.conftest import dataset
 from tests.dags.conftest import task_states
 
-
-@pytest.fixture
-def loaded(staged_world, eventindex_home):
-    world, out, staging = staged_world
-    eventindex_home.mkdir(parents=True, exist_ok=True)
-    rucio = LocalRucio(f"sqlite:///{eventindex_home / 'rucio.sqlite'}")
-    register_world(rucio, world, out)
-    catalog = open_catalog(Settings.from_env())
-    load_staged(catalog, str(staging))
-    return world, staging, catalog, rucio
 
 
 def _findings():
@@ -36,7 +22,7 @@ def test_consistent_catalogue_passes(dagbag, loaded):
 
 
 def test_inconsistencies_fail_the_run_and_are_recorded(dagbag, loaded):
-    world, staging, catalog, rucio = loaded
+    world, _, staging, catalog, rucio = loaded
     raw = dataset(world, "RAW", stream="physics_MinBias")
     aod_name = raw["name"].replace("daq.RAW", "merge.AOD.f961_m1831")
     table = pq.read_table(next((staging / aod_name).glob("*.parquet")))

@@ -1,30 +1,17 @@
 """Event picking through Airflow on the small world: 100 random AOD events plus 10 that do not exist."""
 
 import numpy as np
-import pytest
 import sqlalchemy as sa
 import uproot
 
-from eventindex.catalog import open_catalog
-from eventindex.catalog.loader import load_staged
-from eventindex.ddm import LocalRucio, register_world
 from eventindex.settings import Settings
 from tests.conftest import dataset
 from tests.dags.conftest import task_states
 
 
-@pytest.fixture
-def loaded(staged_world, eventindex_home):
-    world, out, staging = staged_world
-    eventindex_home.mkdir(parents=True, exist_ok=True)
-    rucio = LocalRucio(f"sqlite:///{eventindex_home / 'rucio.sqlite'}")
-    register_world(rucio, world, out)
-    load_staged(open_catalog(Settings.from_env()), str(staging))
-    return world, out, rucio
-
 
 def test_pick_run_extracts_exactly_the_found_events_and_registers_the_output(dagbag, loaded):
-    world, out, rucio = loaded
+    world, out, _, _, rucio = loaded
     aod = dataset(world, "AOD", tag="f961_m1831")
     with uproot.open(out / aod["files"][0]["path"]) as h:
         a = h["events"].arrays(["run_number", "event_number"], library="np")
