@@ -65,24 +65,21 @@ def main() -> None:
     from eventindex import announcements
     from eventindex.catalog.embedded import EmbeddedCatalog
     from eventindex.catalog.loader import load_staged
-    from eventindex.ddm import LocalRucio, register_world
     from eventindex.messaging import drain
     from eventindex.metadata import make_engine, upgrade
-    from eventindex.producer import announcement, produce
+    from eventindex.producer import announcement
     from eventindex.settings import parse_stomp_url
-    from eventindex.sim.world import WorldConfig, simulate
+    from eventindex.sim.world import WorldConfig
     from tests.activemq import ActiveMQ
+
+    from .worlds import produced_world
 
     work = Path(tempfile.mkdtemp(prefix="ei-bench-ingest-"))
     result = {}
     try:
         home = work / "home"
-        world = simulate(home / "world", WorldConfig(runs=args.runs, events_per_run=args.events_per_run,
-                                                     mc_events=5000))
-        staging = home / "staging"
-        produced = [produce(d["name"], [str(home / "world" / f["path"]) for f in d["files"]], str(staging),
-                            d["task_id"], 1) for d in world["datasets"]]
-        register_world(LocalRucio(f"sqlite:///{home / 'rucio.sqlite'}"), world, home / "world")
+        world, staging, _, produced = produced_world(
+            home, WorldConfig(runs=args.runs, events_per_run=args.events_per_run, mc_events=5000))
         env = {**os.environ, "EVENTINDEX_HOME": str(home), "AIRFLOW_HOME": str(work / "airflow")}
         t = time.perf_counter()
         done = subprocess.run([sys.executable, "-m", "eventindex_airflow.demo", "--staging", str(staging)],

@@ -33,9 +33,10 @@ def main() -> None:
     from eventindex.catalog.loader import load_staged
     from eventindex.ddm import LocalRucio
     from eventindex.guid import format_guid
-    from eventindex.producer import produce
-    from eventindex.sim.world import WorldConfig, simulate
+    from eventindex.sim.world import WorldConfig
     from eventindex.trigger import masks_from_arrow
+
+    from .worlds import produced_world
 
     work = Path(tempfile.mkdtemp(prefix="ei-bench-pick-"))
     result = {}
@@ -76,16 +77,9 @@ def main() -> None:
         del cat, pool
         # 2. end to end on the demo world (real ROOT files)
         home = work / "world-home"
-        world = simulate(home / "world", WorldConfig())
-        staging = home / "staging"
-        for d in world["datasets"]:
-            produce(d["name"], [str(home / "world" / f["path"]) for f in d["files"]], str(staging), d["task_id"], 1)
-        from eventindex.ddm import register_world
-
+        world, staging, ddm2, _ = produced_world(home, WorldConfig())
         cat2 = EmbeddedCatalog(home / "cat", f"sqlite:///{home / 'meta.sqlite'}")
         load_staged(cat2, str(staging))
-        ddm2 = LocalRucio(f"sqlite:///{home / 'rucio.sqlite'}")
-        register_world(ddm2, world, home / "world")
         from eventindex.catalog import make_selection
 
         keys = []

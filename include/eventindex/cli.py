@@ -226,11 +226,12 @@ def _demo_catalog(settings: Settings, world: dict, loader: str = "cli") -> None:
 
     out.print("4. queries")
     aod = next(d for d in world["datasets"] if d["datatype"] == "AOD" and d.get("stream") == "physics_Main")
-    rng = np.random.default_rng(1)
-    picks = catalog.lookup_many([(aod["run_number"], e) for e in
-                                 catalog._keys_of(catalog._row(aod["name"])).event[rng.integers(0, aod["nevents"], 3)]])
-    for run, event in {(int(r), int(e)) for r, e in zip(picks.column("run_number").to_pylist(),
-                                                         picks.column("event_number").to_pylist())}:
+    import pyarrow as pa
+
+    keys = pa.Table.from_batches(list(catalog.select(make_selection(dataset=aod["name"]),
+                                                     ["run_number", "event_number"])))
+    for i in np.random.default_rng(1).choice(keys.num_rows, 3, replace=False):
+        run, event = keys.column("run_number")[int(i)].as_py(), keys.column("event_number")[int(i)].as_py()
         started = time.perf_counter()
         matches = catalog.lookup(run, event)
         ms = (time.perf_counter() - started) * 1000

@@ -109,10 +109,6 @@ def make_selection(*, project=None, runs=(), lumi_blocks=(), stream=None, dataty
                      include_obsolete=include_obsolete)
 
 
-def in_ranges(value: int, ranges: tuple[Range, ...]) -> bool:
-    return not ranges or any(lo <= value <= hi for lo, hi in ranges)
-
-
 def overlaps_ranges(lo: int, hi: int, ranges: tuple[Range, ...]) -> bool:
     return not ranges or any(a <= hi and lo <= b for a, b in ranges)
 
