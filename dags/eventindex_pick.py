@@ -23,6 +23,12 @@ with DAG(
         "version": Param(None, type=["null", "string"], description="AMI tag; default: the newest loaded"),
         "output": Param(None, type=["null", "string"], description="output dataset, e.g. user.jdoe.picked.AOD"),
         "max_events": Param(None, type=["null", "integer"], minimum=1),
+        "backend": Param("local", type="string", enum=["local", "panda"],
+                         description="where extraction jobs run: this machine, or PanDA (connection eventindex_panda)"),
+        "files_per_job": Param(10, type="integer", minimum=1, maximum=1000, description="input files per extraction job"),
+        "job_timeout_minutes": Param(360, type="number", exclusiveMinimum=0,
+                                     description="PanDA: a job not finished by then (e.g. staging from tape) is "
+                                                 "killed and retried"),
     },
 ) as dag:
     chunks = PickPlanOperator(task_id="plan")

@@ -8,6 +8,7 @@ when the connection is not defined (so a fresh clone runs with no configuration)
 | eventindex_rucio | Rucio: ``conn_type`` rucio with host = server URL, login/password; or ``local`` | the local catalogue |
 | eventindex_catalog | event store: ``extra.backend`` embedded or phoenix (host = query server) | embedded |
 | eventindex_metadata | metadata DB: any SQLAlchemy URL in ``extra.url`` | $EVENTINDEX_HOME/metadata.sqlite |
+| eventindex_panda | PanDA (picking backend): ``extra.url`` = server URL (as PANDA_URL), ``extra.site``, ``extra.auth`` (oidc), ``extra.vo``, ``extra.token_file``, ``extra.poll_seconds`` | $EVENTINDEX_PANDA_URL / $PANDA_URL |
 """
 
 from __future__ import annotations
@@ -103,3 +104,24 @@ def upstream_url(conn_id: str) -> str:
     if conn is not None and conn.extra_dejson.get("url"):
         return conn.extra_dejson["url"]
     return f"sqlite:///{EventIndexSettingsHook().get_settings().world_dir / 'upstream.sqlite'}"
+
+
+class PandaHook(BaseHook):
+    """Where extraction jobs go when a picking request asks for the PanDA backend."""
+
+    def __init__(self, panda_conn_id: str = "eventindex_panda"):
+        super().__init__()
+        self.panda_conn_id = panda_conn_id
+
+    def get_config(self):
+        from eventindex.panda import PandaConfig
+
+        conn = _connection(self.panda_conn_id)
+        if conn is None:
+            cfg = PandaConfig.from_env()
+            if cfg is None:
+                raise ValueError(f"no PanDA server: define the connection {self.panda_conn_id} or $PANDA_URL")
+            return cfg
+        extra = conn.extra_dejson
+        return PandaConfig(extra.get("url") or conn.host, extra.get("site", "ANALY_LOCAL"), extra.get("auth"),
+                           extra.get("vo"), float(extra.get("poll_seconds", 30)), extra.get("token_file"))

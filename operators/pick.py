@@ -7,14 +7,17 @@ import json
 import re
 from pathlib import Path
 
+from datetime import timedelta
+
 import numpy as np
 from airflow.sdk import BaseOperator
-from airflow.sdk.exceptions import AirflowFailException
+from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowSkipException
 
-from eventindex import picking
+from eventindex import panda, picking
 from eventindex.metadata import make_engine
 
-from .hooks import CatalogHook, RucioHook
+from .hooks import CatalogHook, PandaHook, RucioHook
+from .triggers import PandaJobTrigger
 
 MAX_CHUNKS = 200  # far below Airflow's max_map_length (1024), whatever the number of runs
 
@@ -29,24 +32,39 @@ def _engine():
     return make_engine(CatalogHook().get_settings().metadata_url)
 
 
+def _output_name(context) -> str:
+    p = context["params"]
+    return p.get("output") or f"user.eventindex.{re.sub(r'[^A-Za-z0-9_]', '_', context['run_id'])}.{p['datatype']}"
+
+
 class PickPlanOperator(BaseOperator):
-    """Checks the request before any work, sorts and de-duplicates it, and splits it per run into chunks."""
+    """Checks the request before any work, sorts and de-duplicates it, and splits it per run into chunks.
+
+    A request whose output dataset already holds its result (a finished run cleared, or the same request again)
+    changes nothing: the earlier summary is logged and pushed as the XCom ``summary``, and the rest is skipped."""
 
     def execute(self, context) -> list[str]:
         p = context["params"]
         try:
             req = picking.make_request(p["events"], p["datatype"], p.get("project"), p.get("stream"),
                                        p.get("version"), p.get("output"), p.get("max_events"))
+            digest = picking.request_digest(req)
+            previous = picking.previous_result(_engine(), RucioHook().get_client(), _output_name(context), digest)
         except picking.BadRequest as exc:
             raise AirflowFailException(f"bad picking request: {exc}") from None
+        if previous is not None:
+            self.log.info("already done by %s: found %d, missing %d, output %s; nothing to do",
+                          previous["request_id"], previous["found"], previous["missing"], previous["output_dataset"])
+            context["ti"].xcom_push(key="summary", value=previous)
+            raise AirflowSkipException(f"the output {previous['output_dataset']} already holds this request's result")
         folder = _workdir(context)
         paths = []
         for k, chunk in enumerate(picking.run_chunks(req.events, MAX_CHUNKS)):
             path = folder / f"chunk-{k:04d}.npy"
             np.save(path, chunk)
             paths.append(str(path))
-        picking.record(_engine(), context["run_id"], "planned", {k: v for k, v in p.items() if k != "events"},
-                       len(req.events))
+        params = {k: v for k, v in p.items() if k != "events"} | {"digest": digest}
+        picking.record(_engine(), context["run_id"], "planned", params, len(req.events))
         self.log.info("%d events (%d duplicates dropped) in %d chunks", len(req.events), req.duplicates_in_request,
                       len(paths))
         return paths
@@ -82,7 +100,8 @@ class PickResolveOperator(BaseOperator):
             data = json.loads(path.read_text())
             found += data["found"]
             missing += data["missing"]
-        files, datasets, jobs = picking.resolve(RucioHook().get_client(), found)
+        files_per_job = int(context["params"].get("files_per_job") or 10)
+        files, datasets, jobs = picking.resolve(RucioHook().get_client(), found, files_per_job)
         plan = picking.Plan(found, missing, files, datasets, jobs)
         (folder / "plan.json").write_text(json.dumps(plan.to_dict()))
         self.log.info("plan: %s", plan.summary())
@@ -90,7 +109,10 @@ class PickResolveOperator(BaseOperator):
 
 
 class PickExtractOperator(BaseOperator):
-    """One extraction job on this machine (the local backend): the requested entries into one output file."""
+    """One extraction job. ``local`` backend: runs here. ``panda`` backend: submitted through panda-client, then the
+    task defers to :class:`PandaJobTrigger` (no worker slot while the job waits or runs); a job that fails, or is not
+    finished within ``job_timeout_minutes`` (e.g. staging from tape), is killed and the task fails, to be retried
+    with a new job."""
 
     template_fields = ("job",)
 
@@ -98,11 +120,41 @@ class PickExtractOperator(BaseOperator):
         super().__init__(**kwargs)
         self.job = job
 
-    def execute(self, context) -> str:
+    def execute(self, context):
         folder = _workdir(context)
         plan = json.loads((folder / "plan.json").read_text())
         job = int(self.job)
-        output = picking.extract(plan["files"], plan["jobs"][job], folder / "output", job)
+        if (context["params"].get("backend") or "local") == "local":
+            return self._save(folder, job, picking.extract(plan["files"], plan["jobs"][job], folder / "output", job))
+        cfg = PandaHook().get_config()
+        attempt = context["ti"].try_number
+        spec = panda.job_spec(cfg, re.sub(r"[^A-Za-z0-9_.-]", "_", context["run_id"]), job, attempt, plan["files"],
+                              plan["jobs"][job], folder / "output", _output_name(context))
+        [panda_id] = panda.PandaJobs(cfg).submit([spec])  # PandaError: the task fails and is retried
+        self.log.info("job %d (%d input files): PanDA job %d, attempt %d", job, len(plan["jobs"][job]), panda_id,
+                      attempt)
+        timeout = float(context["params"].get("job_timeout_minutes") or 360) * 60
+        self.defer(trigger=PandaJobTrigger.for_job(panda_id, cfg, timeout), method_name="execute_complete",
+                   timeout=timedelta(seconds=timeout + 600))
+
+    def execute_complete(self, context, event: dict) -> str:
+        folder, job, panda_id = _workdir(context), int(self.job), event["panda_id"]
+        if event["state"] == "finished":
+            outputs = panda.job_outputs(event, folder / "output")
+            if len(outputs) != 1:
+                raise AirflowException(f"PanDA job {panda_id} finished with {len(outputs)} output files, not 1")
+            self.log.info("PanDA job %d finished: %s, %d events", panda_id, outputs[0]["lfn"], outputs[0]["nevents"])
+            return self._save(folder, job, outputs[0])
+        if event["state"] == "timeout":
+            try:
+                panda.PandaJobs(PandaHook().get_config()).kill([panda_id])
+            except panda.PandaError as exc:
+                self.log.warning("could not kill PanDA job %d: %s", panda_id, exc)
+            raise AirflowException(f"PanDA job {panda_id} {event['error']}: killed; the task is retried")
+        raise AirflowException(f"PanDA job {panda_id} {event['state']}: {event.get('error') or 'no error given'}")
+
+    @staticmethod
+    def _save(folder: Path, job: int, output: dict) -> str:
         path = folder / f"output-{job:05d}.json"
         path.write_text(json.dumps(output))
         return str(path)
@@ -115,20 +167,17 @@ class PickFinishOperator(BaseOperator):
         p = context["params"]
         folder = _workdir(context)
         plan = json.loads((folder / "plan.json").read_text())
-        outputs = [json.loads(path.read_text()) for path in sorted(folder.glob("output-*.json"))]
+        outputs = [json.loads((folder / f"output-{job:05d}.json").read_text()) for job in range(len(plan["jobs"]))]
         try:
             checked = picking.verify(outputs, plan["found"])
         except picking.EventIndexError as exc:
-            picking.record(_engine(), context["run_id"], "failed", {}, len(plan["found"]) + len(plan["missing"]),
-                           {"error": str(exc)})
+            picking.record(_engine(), context["run_id"], "failed", summary={"error": str(exc)})
             raise AirflowFailException(str(exc)) from None
-        name = p.get("output") or f"user.eventindex.{re.sub(r'[^A-Za-z0-9_]', '_', context['run_id'])}.{p['datatype']}"
-        did = picking.register_output(RucioHook().get_client(), name, outputs) if outputs else None
+        did = picking.register_output(RucioHook().get_client(), _output_name(context), outputs) if outputs else None
         summary = {"found": len(plan["found"]), "missing": len(plan["missing"]), "duplicates": checked["duplicates"],
                    "output_dataset": did, "files": [o["lfn"] for o in outputs], "datasets": plan["datasets"],
-                   "missing_events": plan["missing"][:1000]}
-        picking.record(_engine(), context["run_id"], "done", {k: v for k, v in p.items() if k != "events"},
-                       summary["found"] + summary["missing"], summary)
+                   "backend": p.get("backend") or "local", "missing_events": plan["missing"][:1000]}
+        picking.record(_engine(), context["run_id"], "done", summary=summary)
         self.log.info("found %d, missing %d, output %s", summary["found"], summary["missing"], did)
         for m in plan["missing"][:20]:
             self.log.info("missing: run %s event %s (%s)", m["run"], m["event"], m["reason"])

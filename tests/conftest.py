@@ -77,5 +77,58 @@ def postgres():
     pg.stop()
 
 
+@pytest.fixture
+def picking_world(staged_world, tmp_path):
+    """The small world loaded into a catalogue and registered in a local data catalogue: (world, world folder,
+    catalogue, local Rucio)."""
+    from eventindex.catalog.embedded import EmbeddedCatalog
+    from eventindex.catalog.loader import load_staged
+    from eventindex.ddm import LocalRucio, register_world
+    from eventindex.trigger import load_menus
+
+    world, out, staging = staged_world
+    catalog = EmbeddedCatalog(tmp_path / "cat", f"sqlite:///{tmp_path / 'm.sqlite'}")
+    catalog.save_menus(load_menus(out / "menus.json")[0].values())
+    load_staged(catalog, str(staging))
+    ddm = LocalRucio(f"sqlite:///{tmp_path / 'rucio.sqlite'}")
+    register_world(ddm, world, out)
+    return world, out, catalog, ddm
+
+
+def event_payloads(paths) -> dict[int, tuple]:
+    """event number -> (jet pT, muon pT, L1 TAV mask) read with uproot from ROOT files (to compare picked events with
+    their source entries)."""
+    import uproot
+
+    found = {}
+    for path in paths:
+        with uproot.open(path) as h:
+            a = h["events"].arrays(["event_number", "jet_pt", "mu_pt", "l1_tav"], library="ak")
+        for e, jp, mp, tav in zip(a.event_number.to_list(), a.jet_pt.to_list(), a.mu_pt.to_list(), a.l1_tav.to_list()):
+            assert e not in found, f"event {e} twice"
+            found[e] = (jp, mp, tav)
+    return found
+
+
+@pytest.fixture
+def panda_standin(tmp_path, monkeypatch):
+    """The PanDA STAND-IN of tests/panda_standin.py (no PanDA server can run here) on loopback; the picking backend's
+    settings point at it. Tests add faults through ``panda.faults``."""
+    import secrets
+
+    from tests.panda_standin import PandaStandIn
+
+    standin = PandaStandIn(tmp_path / "panda-grid", token=secrets.token_urlsafe(24))
+    url = standin.start()
+    token_file = tmp_path / "panda-token"
+    token_file.write_text(standin.token)
+    for key, value in {"EVENTINDEX_PANDA_URL": url, "EVENTINDEX_PANDA_POLL": "0.2", "PANDA_BEHIND_REAL_LB": "1",
+                       "PANDA_VERIFY_HOST": "off", "PANDA_AUTH": "oidc", "PANDA_AUTH_VO": "atlas",
+                       "OIDC_AUTH_TOKEN_FILE": str(token_file)}.items():
+        monkeypatch.setenv(key, value)
+    yield standin
+    standin.stop()
+
+
 from tests.activemq import activemq, queue_name  # noqa: E402,F401  (one broker for the whole session)
 from tests.rucio_server import real_rucio, rucio_server  # noqa: E402,F401  (one Rucio server for the session)

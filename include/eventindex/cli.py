@@ -709,6 +709,9 @@ def build_parser() -> argparse.ArgumentParser:
     pick.add_argument("--json", action="store_true")
     pick.set_defaults(func=cmd_pick)
 
+    sub.add_parser("extract-job", help="one extraction job (what a PanDA job runs): --out-dir DIR --job N --lfn LFN "
+                                      "--input PFN GUID ENTRIES ...", add_help=False)
+
     picks = sub.add_parser("picks", help="picking requests and their state")
     picks.add_argument("--limit", type=int, default=50)
     picks.add_argument("--json", action="store_true")
@@ -731,8 +734,20 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def cmd_extract_job(args) -> int:
+    from .panda import run_job_command
+
+    result = run_job_command(args.job_args)
+    out.print(f"{result['nevents']} events -> {result['path']}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["extract-job"]:  # the PanDA transformation: its own options, parsed by eventindex.panda
+        args = argparse.Namespace(func=cmd_extract_job, job_args=argv[1:])
+    else:
+        args = build_parser().parse_args(argv)
     try:
         return args.func(args)
     except EventIndexError as exc:

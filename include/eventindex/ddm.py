@@ -23,6 +23,10 @@ class DDMError(EventIndexError):
     """Rucio (or the local catalogue) cannot answer; transient unless it says otherwise."""
 
 
+class DIDNotFound(DDMError):
+    """The data identifier (or its scope) does not exist: a definite answer, not a transient fault."""
+
+
 class DataCatalogue(Protocol):
     def list_files(self, scope: str, name: str) -> list[dict]: ...
     def get_metadata(self, scope: str, name: str) -> dict: ...
@@ -139,7 +143,7 @@ class LocalRucio:
             row = conn.execute(sa.select(_datasets).where((_datasets.c.scope == scope)
                                                           & (_datasets.c.name == name))).first()
         if row is None:
-            raise DDMError(f"Data identifier not found: {scope}:{name} is not known to the data catalogue")
+            raise DIDNotFound(f"Data identifier not found: {scope}:{name} is not known to the data catalogue")
         return row
 
 
@@ -156,8 +160,8 @@ class RealRucio:
 
         try:
             return fn(*args, **kwargs)
-        except rex.DataIdentifierNotFound as exc:
-            raise DDMError(f"Data identifier not found: {exc}") from None
+        except (rex.DataIdentifierNotFound, rex.ScopeNotFound) as exc:
+            raise DIDNotFound(f"Data identifier not found: {exc}") from None
         except (rex.RucioException, OSError) as exc:
             raise DDMError(f"Rucio: {type(exc).__name__}: {exc}") from exc
 

@@ -222,8 +222,9 @@ def plan(catalog, ddm, req: Request, files_per_job: int = 10) -> Plan:
     return Plan(found, missing, files, datasets, jobs)
 
 
-def extract(files: dict[str, dict], guids: list[str], out_dir: str | Path, job: int) -> dict:
-    """A local extraction job: the requested entries of each input file, all branches, into one output ROOT file."""
+def extract(files: dict[str, dict], guids: list[str], out_dir: str | Path, job: int, lfn: str | None = None) -> dict:
+    """One extraction job: the requested entries of each input file, all branches, into one output ROOT file
+    (written under a temporary name and renamed, so a job killed half-way leaves no file that looks whole)."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     columns, payload_parts, n = defaultdict(list), defaultdict(list), 0
@@ -248,8 +249,10 @@ def extract(files: dict[str, dict], guids: list[str], out_dir: str | Path, job: 
         fields = {k.split("_", 1)[1]: ak.concatenate(v) for k, v in payload_parts.items() if k.startswith(prefix + "_")}
         if fields:
             payload[prefix] = ak.zip(fields)
-    lfn = f"picked._{job:06d}.{out_guid}.pool.root"
-    write_events_file(out_dir / lfn, out_guid, cols, payload)
+    lfn = lfn or f"picked._{job:06d}.{out_guid}.pool.root"
+    partial = out_dir / f".{lfn}.part"
+    write_events_file(partial, out_guid, cols, payload)
+    partial.replace(out_dir / lfn)
     return {"lfn": lfn, "guid": out_guid, "path": str(out_dir / lfn), "nevents": n}
 
 
@@ -270,9 +273,15 @@ def verify(outputs: list[dict], found: list[dict]) -> dict:
     return {"events": len(got), "duplicates": dup}
 
 
+def output_did(output: str) -> tuple[str, str]:
+    """(scope, name) of an output dataset: ``user.<name>`` / ``group.<name>`` scopes, else the project."""
+    scope = ".".join(output.split(".")[:2]) if output.startswith(("user.", "group.")) else parse(output).project
+    return scope, output
+
+
 def register_output(ddm, output: str, outputs: list[dict], rse: str = "LOCAL_DISK") -> str:
     """Register the output files as a closed dataset in the requester's scope (``user.<name>``)."""
-    scope = ".".join(output.split(".")[:2]) if output.startswith(("user.", "group.")) else parse(output).project
+    scope, _ = output_did(output)
     if hasattr(ddm, "ensure_rse"):
         ddm.ensure_rse(rse, [scope])
     files = [{"scope": scope, "name": o["lfn"], "bytes": Path(o["path"]).stat().st_size,
@@ -282,20 +291,64 @@ def register_output(ddm, output: str, outputs: list[dict], rse: str = "LOCAL_DIS
     return f"{scope}:{output}"
 
 
-def record(engine, request_id: str, state: str, params: dict, requested: int, summary: dict | None = None) -> None:
-    """Create or update the request's row in the metadata DB (for `eventindex picks`)."""
+def request_digest(req: Request) -> str:
+    """What identifies a request's result: its events and the format, project, stream and version asked for."""
+    import hashlib
+
+    h = hashlib.sha256(np.ascontiguousarray(req.events, dtype=np.uint64).tobytes())
+    h.update(repr((req.datatype, req.project, req.stream, req.version)).encode())
+    return h.hexdigest()
+
+
+def previous_result(engine, ddm, output: str, digest: str) -> dict | None:
+    """The summary of the finished request that already produced ``output`` from the same request (a rerun changes
+    nothing), or None when ``output`` does not exist yet. An output dataset that exists for anything else is refused
+    before any work: datasets in Rucio are immutable once closed."""
+    import json
+
+    import sqlalchemy as sa
+
+    from . import metadata as md
+    from .ddm import DIDNotFound
+
+    scope, name = output_did(output)
+    md.upgrade(engine)
+    t = md.pick_requests
+    with engine.connect() as conn:
+        rows = conn.execute(sa.select(t).where((t.c.output_dataset == f"{scope}:{name}") & (t.c.state == "done"))
+                            .order_by(t.c.created)).all()
+    try:
+        ddm.get_metadata(scope, name)
+    except DIDNotFound:
+        return None
+    for row in rows:
+        if json.loads(row.params).get("digest") == digest:
+            return {**json.loads(row.summary), "request_id": row.request_id, "rerun": True}
+    owner = f" by the picking request {rows[0].request_id} (other events or parameters)" if rows else ""
+    raise BadRequest(f"output dataset {scope}:{name} already exists{owner}; choose another output name")
+
+
+def record(engine, request_id: str, state: str, params: dict | None = None, requested: int | None = None,
+           summary: dict | None = None) -> None:
+    """Create or update the request's row in the metadata DB (for `eventindex picks`); what is not given is kept."""
     import json
 
     from . import metadata as md
 
     md.upgrade(engine)
     t = md.pick_requests
-    values = {"state": state, "params": json.dumps(params), "requested": requested}
+    values = {"state": state}
+    if params is not None:
+        values["params"] = json.dumps(params)
+    if requested is not None:
+        values["requested"] = requested
     if summary is not None:
         values.update(found=summary.get("found"), missing=summary.get("missing"),
                       output_dataset=summary.get("output_dataset"), summary=json.dumps(summary))
     with engine.begin() as conn:
         if not conn.execute(t.update().where(t.c.request_id == request_id).values(**values)).rowcount:
+            values.setdefault("params", "{}")
+            values.setdefault("requested", 0)
             conn.execute(t.insert().values(request_id=request_id, created=md.now(), **values))
 
 

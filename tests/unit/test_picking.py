@@ -5,22 +5,7 @@ import pytest
 import uproot
 
 from eventindex import picking
-from eventindex.catalog.embedded import EmbeddedCatalog
-from eventindex.catalog.loader import load_staged
-from eventindex.ddm import LocalRucio, register_world
-from eventindex.trigger import load_menus
-from tests.conftest import dataset
-
-
-@pytest.fixture
-def setup(staged_world, tmp_path):
-    world, out, staging = staged_world
-    catalog = EmbeddedCatalog(tmp_path / "cat", f"sqlite:///{tmp_path / 'm.sqlite'}")
-    catalog.save_menus(load_menus(out / "menus.json")[0].values())
-    load_staged(catalog, str(staging))
-    ddm = LocalRucio(f"sqlite:///{tmp_path / 'rucio.sqlite'}")
-    register_world(ddm, world, out)
-    return world, out, catalog, ddm
+from tests.conftest import dataset, event_payloads
 
 
 def _events(out, ds):
@@ -55,8 +40,8 @@ def test_requests_are_sorted_deduplicated_and_split_per_run_in_few_chunks():
         assert a[-1, 0] < b[0, 0]
 
 
-def test_pick_aod_events_plus_missing_ones_end_to_end(setup, tmp_path):
-    world, out, catalog, ddm = setup
+def test_pick_aod_events_plus_missing_ones_end_to_end(picking_world, tmp_path):
+    world, out, catalog, ddm = picking_world
     aod = dataset(world, "AOD", tag="f961_m1831")
     runs, events = _events(out, aod)
     rng = np.random.default_rng(5)
@@ -71,21 +56,13 @@ def test_pick_aod_events_plus_missing_ones_end_to_end(setup, tmp_path):
     outputs = [picking.extract(plan.files, job, tmp_path / "out", k) for k, job in enumerate(plan.jobs)]
     assert picking.verify(outputs, plan.found) == {"events": 200, "duplicates": 0}
     # payload equal to the source entries
-    src = {}
-    for f in aod["files"]:
-        with uproot.open(out / f["path"]) as h:
-            a = h["events"].arrays(["event_number", "jet_pt", "mu_pt", "l1_tav"], library="ak")
-        for e, jp, mp, tav in zip(a.event_number.to_list(), a.jet_pt.to_list(), a.mu_pt.to_list(), a.l1_tav.to_list()):
-            src[e] = (jp, mp, tav)
-    for o in outputs:
-        with uproot.open(o["path"]) as h:
-            a = h["events"].arrays(["event_number", "jet_pt", "mu_pt", "l1_tav"], library="ak")
-        for e, jp, mp, tav in zip(a.event_number.to_list(), a.jet_pt.to_list(), a.mu_pt.to_list(), a.l1_tav.to_list()):
-            assert src[e] == (jp, mp, tav)
+    src = event_payloads(out / f["path"] for f in aod["files"])
+    got = event_payloads(o["path"] for o in outputs)
+    assert got == {e: src[e] for e in got} and len(got) == 200
 
 
-def test_raw_of_a_reprocessed_run_and_the_newest_version(setup):
-    world, out, catalog, ddm = setup
+def test_raw_of_a_reprocessed_run_and_the_newest_version(picking_world):
+    world, out, catalog, ddm = picking_world
     repro = dataset(world, "AOD", tag="r11969_r11784_p4072")
     runs, events = _events(out, repro)
     req = picking.make_request(f"{runs[3]} {events[3]}", "AOD")  # version: newest loaded
@@ -97,8 +74,8 @@ def test_raw_of_a_reprocessed_run_and_the_newest_version(setup):
                         ).datasets == [dataset(world, "AOD", tag="f961_m1831")["name"]]
 
 
-def test_verification_catches_a_missing_or_doubled_event(setup, tmp_path):
-    world, out, catalog, ddm = setup
+def test_verification_catches_a_missing_or_doubled_event(picking_world, tmp_path):
+    world, out, catalog, ddm = picking_world
     aod = dataset(world, "AOD", tag="f961_m1831")
     runs, events = _events(out, aod)
     req = picking.make_request("\n".join(f"{runs[i]} {events[i]}" for i in range(10)), "AOD", version="f961_m1831")

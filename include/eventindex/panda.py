@@ -1,0 +1,217 @@
+"""The PanDA backend of event picking: extraction jobs submitted with panda-client and followed until they end.
+
+One PanDA job per group of input files. Its transformation is this package's ``eventindex`` command, installed where
+the jobs run; its parameters (``eventindex extract-job ...``) name the input files (replica URL, GUID, entries) and the
+output file. The job writes ``jobReport.json`` in its working folder; the pilot reports the output file's GUID and
+size back to PanDA, where ``getJobStatus`` returns them. Job states: defined, activated, starting, running,
+transferring -> finished | failed | cancelled | closed.
+
+The client reads its server URLs at import; :func:`client` points an already imported client at the configured server
+too, so one process can talk to several servers (tests) or be configured after start-up (Airflow workers).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlparse
+
+from .errors import EventIndexError
+
+TERMINAL = ("finished", "failed", "cancelled", "closed")
+REPORT = "jobReport.json"
+
+
+class PandaError(EventIndexError):
+    """PanDA could not be reached or refused a call (transient: the caller retries)."""
+
+
+@dataclass(frozen=True)
+class PandaConfig:
+    url: str  # the server's base URL, as PANDA_URL: https://pandaserver.cern.ch:25443/server/panda
+    site: str = "ANALY_LOCAL"  # computingSite of the jobs
+    auth: str | None = None  # None: a grid proxy (X509_USER_PROXY); "oidc": a token (PANDA_AUTH_ID_TOKEN or file)
+    vo: str | None = None  # the VO for OIDC (PANDA_AUTH_VO)
+    poll_seconds: float = 30.0
+    token_file: str | None = None  # OIDC: a file holding the ID token (OIDC_AUTH_TOKEN_FILE)
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> PandaConfig | None:
+        env = os.environ if env is None else env
+        url = env.get("EVENTINDEX_PANDA_URL") or env.get("PANDA_URL")
+        if not url:
+            return None
+        return cls(url, env.get("EVENTINDEX_PANDA_SITE", "ANALY_LOCAL"), env.get("PANDA_AUTH"), env.get("PANDA_AUTH_VO"),
+                   float(env.get("EVENTINDEX_PANDA_POLL", "30")), env.get("OIDC_AUTH_TOKEN_FILE"))
+
+
+def client(cfg: PandaConfig):
+    """``pandaclient.Client`` pointed at ``cfg.url`` (whatever it was imported with)."""
+    for key in ("PANDA_URL", "PANDA_URL_SSL", "PANDACACHE_URL"):
+        os.environ.setdefault(key, cfg.url)
+    os.environ.setdefault("PANDA_BEHIND_REAL_LB", "1")  # else the import resolves the cache host through DNS
+    if cfg.auth:
+        os.environ["PANDA_AUTH"] = cfg.auth
+    if cfg.vo:
+        os.environ["PANDA_AUTH_VO"] = cfg.vo
+    if cfg.token_file:
+        os.environ["OIDC_AUTH_TOKEN_FILE"] = cfg.token_file
+    if cfg.auth == "oidc" and not any(k in os.environ for k in ("PANDA_AUTH_ID_TOKEN", "OIDC_AUTH_TOKEN_FILE",
+                                                                "OIDC_AUTH_ID_TOKEN")):
+        # without one, panda-client starts an interactive device-authorization flow and exits the process on failure
+        raise PandaError("PanDA OIDC authentication needs an ID token: set OIDC_AUTH_TOKEN_FILE (connection "
+                         "eventindex_panda extra.token_file) or PANDA_AUTH_ID_TOKEN")
+    from pandaclient import Client
+
+    parsed = urlparse(cfg.url)
+    base = f"{parsed.scheme}://{parsed.netloc}/api/v1"
+    Client.baseURL = Client.baseURLSSL = Client.baseURLCSRVSSL = cfg.url
+    Client.server_base_path = Client.server_base_path_ssl = Client.cache_base_path_ssl = base
+    return Client
+
+
+def entries_text(entries) -> str:
+    """Sorted entry numbers as compact ranges: [0, 1, 2, 7, 9, 10] -> '0-2,7,9-10'."""
+    values = sorted({int(e) for e in entries})
+    parts, start = [], None
+    for i, v in enumerate(values):
+        if start is None:
+            start = v
+        if i + 1 == len(values) or values[i + 1] != v + 1:
+            parts.append(str(start) if start == v else f"{start}-{v}")
+            start = None
+    return ",".join(parts)
+
+
+def parse_entries(text: str) -> list[int]:
+    out = []
+    for part in text.split(","):
+        lo, _, hi = part.partition("-")
+        out += range(int(lo), int(hi or lo) + 1)
+    return out
+
+
+def job_name(request_id: str, job: int, attempt: int) -> str:
+    return f"eventindex_pick.{request_id}.{job:05d}.{attempt}"
+
+
+def output_lfn(output_dataset: str, job: int, attempt: int) -> str:
+    return f"{output_dataset}._{job:05d}.{attempt}.pool.root"
+
+
+def job_spec(cfg: PandaConfig, request_id: str, job: int, attempt: int, files: dict[str, dict], guids: list[str],
+             out_dir: str | Path, output_dataset: str):
+    """The JobSpec of one extraction job: input FileSpecs (GUID, LFN, dataset, scope), one output and one log file."""
+    from pandaclient.FileSpec import FileSpec
+    from pandaclient.JobSpec import JobSpec
+
+    lfn = output_lfn(output_dataset, job, attempt)
+    args = ["extract-job", "--out-dir", str(out_dir), "--job", str(job), "--lfn", lfn]
+    spec = JobSpec()
+    spec.jobName = job_name(request_id, job, attempt)
+    spec.transformation = "eventindex"
+    spec.prodSourceLabel = "user"
+    spec.processingType = "eventpicking"
+    spec.computingSite = cfg.site
+    spec.destinationDBlock = output_dataset
+    spec.currentPriority = spec.assignedPriority = 1000
+    spec.attemptNr = attempt
+    spec.nInputFiles = len(guids)
+    for guid in guids:
+        info = files[guid]
+        f = FileSpec()
+        f.GUID, f.lfn, f.type, f.scope = guid, info["lfn"], "input", info["scope"]
+        f.dataset = f.prodDBlock = info["dataset"]
+        f.status = "ready"
+        spec.addFile(f)
+        args += ["--input", info["pfn"], guid, entries_text(info["oids"])]
+    for kind, name in (("output", lfn), ("log", f"{output_dataset}.log._{job:05d}.{attempt}.tgz")):
+        f = FileSpec()
+        f.lfn, f.type, f.dataset, f.destinationDBlock = name, kind, output_dataset, output_dataset
+        spec.addFile(f)
+    spec.jobParameters = shlex.join(args)
+    return spec
+
+
+class PandaJobs:
+    """Submit, follow and kill extraction jobs through panda-client."""
+
+    def __init__(self, cfg: PandaConfig):
+        self.cfg = cfg
+        self.client = client(cfg)
+
+    def submit(self, specs) -> list[int]:
+        status, out = self.client.submitJobs(specs)
+        if status != 0 or not out:
+            raise PandaError(f"PanDA {self.cfg.url} refused the submission (status {status}): {out}")
+        ids = []
+        for item in out:
+            if not item or item[0] in (None, "NULL"):
+                raise PandaError(f"PanDA did not accept job {item}")
+            ids.append(int(item[0]))
+        return ids
+
+    def status(self, ids: list[int]) -> dict[int, dict]:
+        """PandaID -> {state, error, outputs: [{lfn, guid, fsize, checksum}]} (``None`` for ids PanDA does not know)."""
+        status, jobs = self.client.getJobStatus([int(i) for i in ids])
+        if status != 0 or jobs is None:
+            raise PandaError(f"PanDA {self.cfg.url}: getJobStatus failed (status {status})")
+        out = {}
+        for pid, spec in zip(ids, jobs):
+            if spec is None:
+                out[int(pid)] = None
+                continue
+            errors = [f"{kind} {getattr(spec, kind + 'ErrorCode')}: {getattr(spec, kind + 'ErrorDiag')}"
+                      for kind in ("pilot", "exe", "sup", "ddm", "brokerage", "taskBuffer")
+                      if getattr(spec, kind + "ErrorCode") not in (None, 0, "0", "NULL")]
+            outputs = [{"lfn": f.lfn, "guid": f.GUID, "fsize": f.fsize, "checksum": f.checksum}
+                       for f in spec.Files if f.type == "output"]
+            out[int(pid)] = {"state": spec.jobStatus, "error": "; ".join(errors) or None, "outputs": outputs,
+                             "name": spec.jobName}
+        return out
+
+    def kill(self, ids: list[int]) -> None:
+        status, out = self.client.killJobs([int(i) for i in ids])
+        if status != 0:
+            raise PandaError(f"PanDA {self.cfg.url}: killJobs failed (status {status}): {out}")
+
+
+def job_outputs(state: dict, out_dir: str | Path) -> list[dict]:
+    """The outputs of a finished job in the shape the local backend returns (lfn, guid, path, nevents)."""
+    import uproot
+
+    from .rootfile import EVENTS_TREE
+
+    result = []
+    for o in state["outputs"]:
+        path = Path(out_dir) / o["lfn"]
+        if not path.is_file():
+            raise EventIndexError(f"PanDA says {o['lfn']} was produced, but {path} does not exist")
+        with uproot.open(path) as h:
+            n = h[EVENTS_TREE].num_entries
+        result.append({"lfn": o["lfn"], "guid": o["guid"], "path": str(path), "nevents": int(n)})
+    return result
+
+
+def run_job_command(argv: list[str]) -> dict:
+    """The transformation (``eventindex extract-job``): read the entries, write the output, write jobReport.json."""
+    import argparse
+
+    from .picking import extract
+
+    p = argparse.ArgumentParser(prog="eventindex extract-job")
+    p.add_argument("--out-dir", required=True)
+    p.add_argument("--job", type=int, required=True)
+    p.add_argument("--lfn", required=True)
+    p.add_argument("--input", nargs=3, action="append", metavar=("PFN", "GUID", "ENTRIES"), required=True)
+    args = p.parse_args(argv)
+    files = {guid: {"pfn": pfn, "oids": parse_entries(entries)} for pfn, guid, entries in args.input}
+    result = extract(files, list(files), args.out_dir, args.job, lfn=args.lfn)
+    report = {"exitCode": 0, "files": {"output": [{"lfn": result["lfn"], "guid": result["guid"],
+                                                   "nentries": result["nevents"],
+                                                   "fsize": Path(result["path"]).stat().st_size}]}}
+    Path(REPORT).write_text(json.dumps(report))
+    return result
