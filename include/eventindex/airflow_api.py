@@ -76,8 +76,8 @@ class AirflowAPI:
             time.sleep(poll_s)
         raise EventIndexError(f"{run_id} did not finish within {timeout_s:.0f} s")
 
-    def xcom(self, dag_id: str, run_id: str, task_id: str) -> dict:
+    def xcom(self, dag_id: str, run_id: str, task_id: str, key: str = "return_value") -> dict:
         entry = self._call("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/xcomEntries/"
-                                  "return_value?deserialize=true")
+                                  f"{key}?deserialize=true")
         value = entry.get("value")
         return json.loads(value) if isinstance(value, str) else value

@@ -507,7 +507,7 @@ def cmd_pick(args) -> int:
         settings = Settings.from_env()
         ddm = RealRucio() if args.rucio else LocalRucio(f"sqlite:///{settings.home / 'rucio.sqlite'}")
         started = time.perf_counter()
-        plan = picking.plan(_catalog(), ddm, req)
+        plan = picking.plan(_catalog(), ddm, req, args.files_per_job)
         summary = {**plan.summary(), "requested": len(req.events), "duplicates": req.duplicates_in_request,
                    "plan_seconds": round(time.perf_counter() - started, 3)}
         if args.json:
@@ -523,13 +523,20 @@ def cmd_pick(args) -> int:
 
     api = AirflowAPI.from_env()
     conf = {"events": events, "datatype": args.type, "project": args.project, "stream": args.stream,
-            "version": args.version, "output": args.out, "max_events": args.max}
+            "version": args.version, "output": args.out, "max_events": args.max, "backend": args.backend,
+            "files_per_job": args.files_per_job, "job_timeout_minutes": args.job_timeout}
     run_id = api.trigger("eventindex_pick", conf)
     err.print(f"submitted {run_id} to {api.url}")
     with _progress() as bar:
         task = bar.add_task("picking", total=None)
         state = api.wait("eventindex_pick", run_id, lambda done, total: bar.update(task, completed=done, total=total))
-    summary = api.xcom("eventindex_pick", run_id, "verify_register_summary") if state == "success" else None
+    summary = None
+    if state == "success":
+        try:
+            summary = api.xcom("eventindex_pick", run_id, "verify_register_summary")
+        except EventIndexError:  # skipped: the output already held this request's result (a rerun changes nothing)
+            summary = api.xcom("eventindex_pick", run_id, "plan", key="summary")
+            err.print(f"already done by {summary['request_id']}: nothing changed")
     if args.json:
         print(json.dumps({"run_id": run_id, "state": state, **(summary or {})}))
     elif summary:
@@ -703,6 +710,11 @@ def build_parser() -> argparse.ArgumentParser:
     pick.add_argument("--version", help="AMI tag (default: the newest loaded)")
     pick.add_argument("--out", help="output dataset, e.g. user.jdoe.picked.AOD")
     pick.add_argument("--max", type=int, help="refuse requests with more events")
+    pick.add_argument("--backend", choices=["local", "panda"], default="local",
+                      help="where extraction jobs run: this machine (default) or PanDA")
+    pick.add_argument("--files-per-job", type=int, default=10, help="input files per extraction job (default 10)")
+    pick.add_argument("--job-timeout", type=float, default=360,
+                      help="PanDA: minutes after which a job is killed and retried (default 360)")
     pick.add_argument("--dry-run", action="store_true", help="plan only (found/missing, datasets, files, jobs); "
                                                            "needs no Airflow")
     pick.add_argument("--rucio", action="store_true", help="with --dry-run: a real Rucio (RUCIO_CONFIG)")

@@ -1,12 +1,44 @@
-"""Event picking through Airflow on the small world: 100 random AOD events plus 10 that do not exist."""
+"""Event picking through Airflow on the small world: local and PanDA (stand-in) backends, retries, reruns."""
 
 import numpy as np
 import sqlalchemy as sa
 import uproot
 
 from eventindex.settings import Settings
-from tests.conftest import dataset
+from tests.conftest import dataset, event_payloads
 from tests.dags.conftest import task_states
+
+DEFAULTS = {"project": None, "stream": None, "version": None, "output": None, "max_events": None, "backend": "local",
+            "files_per_job": 10, "job_timeout_minutes": 360}
+
+
+def _conf(**params) -> dict:
+    """Every param (dag.test keeps params between runs of the same DAG object)."""
+    return {**DEFAULTS, **params}
+
+
+def _aod_request(world, out, n, seed, missing=0):
+    aod = dataset(world, "AOD", tag="f961_m1831")
+    pairs = []
+    for f in aod["files"]:
+        with uproot.open(out / f["path"]) as h:
+            a = h["events"].arrays(["run_number", "event_number"], library="np")
+        pairs += list(zip(a["run_number"].tolist(), a["event_number"].tolist()))
+    chosen = [pairs[i] for i in np.random.default_rng(seed).choice(len(pairs), n, replace=False)]
+    lines = [f"{r} {e}" for r, e in chosen] + [f"{pairs[0][0]} {10**15 + k}" for k in range(missing)]
+    return aod, chosen, "\n".join(lines)
+
+
+def _output_files(rucio, scope, name):
+    files = rucio.list_files(scope, name)
+    return {f["name"]: rucio.list_replicas([{"scope": scope, "name": f["name"]}])[0]["rses"]["LOCAL_DISK"][0][7:]
+            for f in files}
+
+
+def _pick_rows():
+    with sa.create_engine(Settings.from_env().metadata_url).connect() as conn:
+        return conn.execute(sa.text("select request_id, state, found, missing, output_dataset from pick_requests "
+                                    "order by created")).all()
 
 
 
@@ -18,9 +50,9 @@ def test_pick_run_extracts_exactly_the_found_events_and_registers_the_output(dag
     idx = np.random.default_rng(2).choice(len(a["event_number"]), 100, replace=False)
     lines = [f"{a['run_number'][i]} {a['event_number'][i]}" for i in idx] + [f"{a['run_number'][0]} {10**15 + k}"
                                                                             for k in range(10)]
-    run = dagbag.dags["eventindex_pick"].test(run_conf={
-        "events": "\n".join(lines), "datatype": "AOD", "project": "data18_13TeV", "stream": "physics_Main",
-        "version": "f961_m1831", "output": "user.tester.pick1.AOD", "max_events": None})
+    run = dagbag.dags["eventindex_pick"].test(run_conf=_conf(
+        events="\n".join(lines), datatype="AOD", project="data18_13TeV", stream="physics_Main", version="f961_m1831",
+        output="user.tester.pick1.AOD"))
     assert str(run.state) == "success", task_states(run)
     files = rucio.list_files("user.tester", "user.tester.pick1.AOD")
     got = []
@@ -35,8 +67,51 @@ def test_pick_run_extracts_exactly_the_found_events_and_registers_the_output(dag
 
 
 def test_bad_pairs_are_refused_before_any_work(dagbag, loaded):
-    run = dagbag.dags["eventindex_pick"].test(run_conf={
-        "events": "358031 1\nnot a pair\n", "datatype": "AOD", "project": None, "stream": None, "version": None,
-        "output": None, "max_events": None})
+    run = dagbag.dags["eventindex_pick"].test(run_conf=_conf(events="358031 1\nnot a pair\n", datatype="AOD"))
     states = task_states(run)
     assert states["plan"] == "failed" and "extract" not in {k for k, v in states.items() if v == "success"}
+
+
+def test_panda_jobs_that_fail_or_stall_once_are_retried_and_the_request_succeeds(dagbag, loaded, panda_standin):
+    world, out, _, _, rucio = loaded
+    aod, chosen, text = _aod_request(world, out, 150, seed=3, missing=4)
+    panda_standin.faults.update({".00000.1": "fail", ".00001.1": "stall"})  # first attempts of jobs 0 and 1
+    run = dagbag.dags["eventindex_pick"].test(run_conf=_conf(
+        events=text, datatype="AOD", stream="physics_Main", version="f961_m1831", output="user.tester.panda.AOD",
+        backend="panda",
+        files_per_job=1, job_timeout_minutes=0.1))
+    assert str(run.state) == "success", task_states(run)
+    jobs = sorted(panda_standin.jobs.values(), key=lambda j: j["PandaID"])
+    by_name = {".".join(j["jobName"].split(".")[-2:]): j["jobStatus"] for j in jobs}  # job.attempt -> state
+    n = len({name.split(".")[0] for name in by_name})
+    assert n == len(aod["files"]) >= 2 and by_name == {"00000.1": "failed", "00001.1": "cancelled", "00000.2": "finished",
+                                                  "00001.2": "finished", **{f"{k:05d}.1": "finished" for k in range(2, n)}}
+    paths = _output_files(rucio, "user.tester", "user.tester.panda.AOD")
+    assert sorted(paths) == sorted(f"user.tester.panda.AOD._{k:05d}.{2 if k < 2 else 1}.pool.root" for k in range(n))
+    src = event_payloads(out / f["path"] for f in aod["files"])
+    got = event_payloads(paths.values())
+    assert sorted(got) == sorted(e for _, e in chosen) and got == {e: src[e] for e in got}
+    assert [tuple(r)[1:] for r in _pick_rows()] == [("done", 150, 4, "user.tester:user.tester.panda.AOD")]
+
+
+def test_rerunning_a_finished_request_changes_nothing(dagbag, loaded):
+    world, out, _, _, rucio = loaded
+    _, chosen, text = _aod_request(world, out, 40, seed=4, missing=2)
+    conf = _conf(events=text, datatype="AOD", output="user.tester.again.AOD", files_per_job=1)
+    first = dagbag.dags["eventindex_pick"].test(run_conf=conf)
+    assert str(first.state) == "success", task_states(first)
+    before = {name: (path, uproot.open(path)["events"].num_entries) for name, path in
+              _output_files(rucio, "user.tester", "user.tester.again.AOD").items()}
+    rows = _pick_rows()
+    again = dagbag.dags["eventindex_pick"].test(run_conf=conf)
+    assert str(again.state) == "success"
+    states = task_states(again)
+    assert states["plan"] == "skipped" and states["verify_register_summary"] == "skipped", states
+    after = {name: (path, uproot.open(path)["events"].num_entries) for name, path in
+             _output_files(rucio, "user.tester", "user.tester.again.AOD").items()}
+    assert after == before and sum(n for _, n in after.values()) == 40
+    assert _pick_rows() == rows
+    # the same output name for other events is refused before any work
+    other = dagbag.dags["eventindex_pick"].test(run_conf={**conf, "events": "\n".join(text.splitlines()[:5])})
+    assert task_states(other)["plan"] == "failed"
+    assert _output_files(rucio, "user.tester", "user.tester.again.AOD").keys() == before.keys()

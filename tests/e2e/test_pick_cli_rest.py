@@ -1,6 +1,7 @@
 """End to end with Airflow standalone (scheduler, API server, triggerer) started by `scripts/airflow.sh up` on a
 private AIRFLOW_HOME and port: `eventindex pick` logs in with a JWT, triggers eventindex_pick through the REST API,
-follows it and prints the summary; bad parameters through REST are refused with the reason."""
+follows it and prints the summary; PanDA jobs (stand-in) are waited for by the real triggerer, a stalled one is killed
+and retried; bad parameters through REST are refused with the reason."""
 
 import json
 import os
@@ -25,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
-def airflow(tmp_path, eventindex_home, staged_world):
+def airflow(tmp_path, eventindex_home, staged_world, panda_standin):
     world, out, staging = staged_world
     eventindex_home.mkdir(parents=True, exist_ok=True)
     register_world(LocalRucio(f"sqlite:///{eventindex_home / 'rucio.sqlite'}"), world, out)
@@ -39,13 +40,13 @@ def airflow(tmp_path, eventindex_home, staged_world):
     try:
         assert up.returncode == 0, up.stdout + up.stderr
         env["AIRFLOW_URL"] = f"http://127.0.0.1:{env['AIRFLOW_PORT']}"
-        yield env, world, out
+        yield env, world, out, panda_standin
     finally:
         subprocess.run([str(ROOT / "scripts/airflow.sh"), "down"], env=env, capture_output=True, timeout=120)
 
 
 def test_pick_submitted_through_rest_reports_found_and_missing(airflow, tmp_path):
-    env, world, out = airflow
+    env, world, out, _ = airflow
     import uproot
 
     aod = dataset(world, "AOD", tag="f961_m1831")
@@ -65,7 +66,7 @@ def test_pick_submitted_through_rest_reports_found_and_missing(airflow, tmp_path
 
 
 def test_bad_params_through_rest_are_refused_with_the_reason(airflow):
-    env, _, _ = airflow
+    env, _, _, _ = airflow
     api = AirflowAPI(env["AIRFLOW_URL"], "admin", json.loads((Path(env["AIRFLOW_HOME"]) /
                                                                "simple_auth_manager_passwords.json.generated")
                                                               .read_text())["admin"])
@@ -77,3 +78,29 @@ def test_bad_params_through_rest_are_refused_with_the_reason(airflow):
     with pytest.raises(urllib.error.HTTPError) as exc:
         urllib.request.urlopen(req, timeout=30)
     assert exc.value.code == 400 and "datatype" in exc.value.read().decode()
+
+
+def test_panda_jobs_are_awaited_by_the_triggerer_and_a_stalled_one_is_retried(airflow, tmp_path):
+    env, world, out, panda_standin = airflow
+    import uproot
+
+    aod = dataset(world, "AOD", tag="f961_m1831")
+    pairs = []
+    for f in aod["files"]:
+        with uproot.open(out / f["path"]) as h:
+            a = h["events"].arrays(["run_number", "event_number"], library="np")
+        pairs += [(a["run_number"][i], a["event_number"][i]) for i in range(0, 400, 20)]
+    request = tmp_path / "events.txt"
+    request.write_text("\n".join(f"{r} {e}" for r, e in pairs))
+    panda_standin.faults[".00001.1"] = "stall"  # tape staging that never ends: killed after the timeout, retried
+    done = subprocess.run([sys.executable, "-m", "eventindex.cli", "pick", "--events", str(request), "--type", "AOD",
+                           "--version", "f961_m1831", "--stream", "physics_Main", "--out", "user.e2e.panda.AOD",
+                           "--backend", "panda", "--files-per-job", "1", "--job-timeout", "0.15", "--json"],
+                          env=env, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    summary = json.loads(done.stdout.strip().splitlines()[-1])
+    assert (summary["state"], summary["found"], summary["missing"], summary["backend"]) == \
+        ("success", len(pairs), 0, "panda")
+    states = {".".join(j["jobName"].split(".")[-2:]): j["jobStatus"] for j in panda_standin.jobs.values()}
+    assert states == {"00000.1": "finished", "00001.1": "cancelled", "00001.2": "finished"}
+    assert sorted(summary["files"]) == ["user.e2e.panda.AOD._00000.1.pool.root", "user.e2e.panda.AOD._00001.2.pool.root"]
