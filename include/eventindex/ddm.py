@@ -32,6 +32,7 @@ class DataCatalogue(Protocol):
     def get_metadata(self, scope: str, name: str) -> dict: ...
     def get_dataset_by_guid(self, guid: str) -> list[dict]: ...
     def list_replicas(self, dids: list[dict]) -> list[dict]: ...
+    def list_dataset_replicas(self, scope: str, name: str) -> list[dict]: ...
     def register_dataset(self, scope: str, name: str, files: list[dict], rse: str, close: bool = True) -> None: ...
 
 
@@ -138,6 +139,25 @@ class LocalRucio:
                                 "rses": {r.rse: [r.pfn] for r in rows}, "pfns": {r.pfn: {"rse": r.rse} for r in rows}})
         return out
 
+    def add_replicas(self, rse: str, files: list[dict]) -> None:
+        """More replicas of known files at ``rse``: ``{"scope", "name", "pfn"}`` (as rucio-clients' add_replicas)."""
+        with self.engine.begin() as conn:
+            for f in files:
+                conn.execute(_replicas.delete().where((_replicas.c.scope == f["scope"]) & (_replicas.c.name == f["name"])
+                                                      & (_replicas.c.rse == rse)))
+                conn.execute(_replicas.insert().values(scope=f["scope"], name=f["name"], rse=rse, pfn=f["pfn"]))
+
+    def list_dataset_replicas(self, scope: str, name: str) -> list[dict]:
+        """Per RSE: how many of the dataset's files it holds (``available_length`` of ``length``); complete when
+        equal (Rucio's ``list_dataset_replicas(deep=True)``)."""
+        files = self.list_files(scope, name)
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(_replicas.c.rse, sa.func.count()).join(
+                _content, (_content.c.scope == _replicas.c.scope) & (_content.c.name == _replicas.c.name))
+                .where((_content.c.ds_scope == scope) & (_content.c.ds_name == name)).group_by(_replicas.c.rse)).all()
+        return [{"scope": scope, "name": name, "rse": rse, "length": len(files), "available_length": n,
+                 "state": "AVAILABLE" if n == len(files) else "UNAVAILABLE"} for rse, n in rows]
+
     def _dataset(self, scope: str, name: str):
         with self.engine.connect() as conn:
             row = conn.execute(sa.select(_datasets).where((_datasets.c.scope == scope)
@@ -176,6 +196,12 @@ class RealRucio:
 
     def list_replicas(self, dids: list[dict]) -> list[dict]:
         return self._call(lambda: list(self.client.list_replicas(dids, schemes=["file"])))
+
+    def list_dataset_replicas(self, scope: str, name: str) -> list[dict]:
+        return self._call(lambda: list(self.client.list_dataset_replicas(scope, name, deep=True)))
+
+    def add_replicas(self, rse: str, files: list[dict]) -> None:
+        self._call(self.client.add_replicas, rse, files)
 
     def ensure_rse(self, rse: str, scopes: Iterable[str]) -> None:
         """A non-deterministic file:// RSE (the PFNs are the world's paths) and the scopes, created if missing."""

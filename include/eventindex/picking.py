@@ -165,7 +165,8 @@ def lookup(catalog, req: Request, pairs: np.ndarray) -> tuple[list[dict], list[d
 
 
 def resolve(ddm, found: list[dict], files_per_job: int = 10) -> tuple[dict, list[str], list[list[str]]]:
-    """GUID -> dataset and a readable replica, from Rucio; helper datasets are skipped.
+    """GUID -> dataset and a readable replica, from Rucio; helper datasets are skipped, replicas at RSEs that hold
+    the whole dataset are preferred.
 
     The catalogue already says which dataset each GUID was indexed from, so Rucio is asked once per dataset (its file
     list, then one bulk replica query); ``get_dataset_by_guid`` (one call per file) is the fallback for GUIDs that
@@ -201,7 +202,11 @@ def resolve(ddm, found: list[dict], files_per_job: int = 10) -> tuple[dict, list
         per_dataset[(ds["scope"], ds["name"])].append(guid)
     for (scope, name), guids in per_dataset.items():
         lfn_of = {guid_key(f["guid"]): f["name"] for f in ddm.list_files(scope, name)}
-        replicas = {r["name"]: [p for pfns in r["rses"].values() for p in pfns]
+        # complete dataset replicas first (as PanDA's event picker): all inputs of a job then sit at one site
+        complete = {r["rse"] for r in ddm.list_dataset_replicas(scope, name)
+                    if r.get("length") and r.get("available_length") == r.get("length")}
+        replicas = {r["name"]: [p for rse in sorted(r["rses"], key=lambda rse: (rse not in complete, rse))
+                                for p in r["rses"][rse]]
                     for r in ddm.list_replicas([{"scope": scope, "name": lfn_of[g]} for g in guids])}
         for guid in guids:
             lfn = lfn_of[guid]

@@ -89,3 +89,27 @@ def test_cli_registers_the_world_in_a_real_rucio(rucio_server, small_world, monk
     assert done.returncode == 0, done.stderr
     d = dataset(world, "DAOD_PHYS")
     assert len(RealRucio().list_files(d["scope"], d["name"])) == len(d["files"])
+
+
+def test_dataset_replicas_and_the_complete_replica_preferred_by_picking_match_rucio(registered, tmp_path):
+    from eventindex import picking
+
+    real, local = registered
+    scope, name = "data18_13TeV", "data18_13TeV.00999999.physics_Main.merge.AOD.f961_m1831"
+    files = [{"scope": scope, "name": f"AOD.99._00000{k}.pool.root", "bytes": 100 + k, "adler32": f"0000000{k + 1}",
+              "meta": {"guid": f"0000000{k}-1111-2222-3333-444455556666", "events": 10},
+              "pfn": f"file://{tmp_path}/disk/AOD.99._00000{k}.pool.root"} for k in range(2)]
+    partial = [{"scope": scope, "name": files[0]["name"], "bytes": 100, "adler32": "00000001",
+                "pfn": f"file://{tmp_path}/aaa/{files[0]['name']}"}]
+    for ddm in (real, local):
+        ddm.register_dataset(scope, name, files, "LOCAL_DISK")
+        if hasattr(ddm, "ensure_rse"):
+            ddm.ensure_rse("AAA_PARTIAL", [scope])
+        ddm.add_replicas("AAA_PARTIAL", partial)
+    shape = [{r["rse"]: (r["length"], r["available_length"]) for r in ddm.list_dataset_replicas(scope, name)}
+             for ddm in (real, local)]
+    assert shape[0] == shape[1] == {"LOCAL_DISK": (2, 2), "AAA_PARTIAL": (2, 1)}
+    found = [{"run": 999999, "event": 1, "guid": files[0]["meta"]["guid"], "oid": 0, "dataset": name}]
+    for ddm in (real, local):
+        resolved, _, _ = picking.resolve(ddm, found)
+        assert [f["pfn"] for f in resolved.values()] == [files[0]["pfn"]]  # not the partial RSE, first by name
