@@ -5,7 +5,7 @@ from datetime import timedelta
 from airflow.sdk import DAG, Param
 
 from eventindex_airflow.pick import (PickExtractOperator, PickFinishOperator, PickLookupOperator, PickPlanOperator,
-                                     PickResolveOperator)
+                                     PickResolveOperator, record_failure)
 
 with DAG(
     dag_id="eventindex_pick",
@@ -13,6 +13,7 @@ with DAG(
     schedule=None,
     catchup=False,
     max_active_runs=4,
+    default_args={"on_failure_callback": record_failure},
     tags=["eventindex", "picking"],
     params={
         "events": Param("", type="string", format="multiline", minLength=3,
@@ -31,7 +32,7 @@ with DAG(
                                                  "killed and retried"),
     },
 ) as dag:
-    chunks = PickPlanOperator(task_id="plan")
+    chunks = PickPlanOperator(task_id="plan", retries=2, retry_delay=timedelta(seconds=10))
     found = PickLookupOperator.partial(task_id="lookup", retries=3,
                                        retry_delay=timedelta(seconds=10)).expand(chunk=chunks.output)
     jobs = PickResolveOperator(task_id="resolve", retries=3, retry_delay=timedelta(seconds=10))

@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import json
 import re
-from pathlib import Path
-
 from datetime import timedelta
+from pathlib import Path
 
 import numpy as np
 from airflow.sdk import BaseOperator
@@ -35,6 +34,12 @@ def _engine():
 def _output_name(context) -> str:
     p = context["params"]
     return p.get("output") or f"user.eventindex.{re.sub(r'[^A-Za-z0-9_]', '_', context['run_id'])}.{p['datatype']}"
+
+
+def record_failure(context) -> None:
+    """Task failure callback (after the last try): the request is listed as failed, with the task and the reason."""
+    picking.record(_engine(), context["run_id"], "failed",
+                   summary={"error": f"{context['ti'].task_id}: {context.get('exception')}"})
 
 
 class PickPlanOperator(BaseOperator):

@@ -1,6 +1,7 @@
 """Event picking through Airflow on the small world: local and PanDA (stand-in) backends, retries, reruns."""
 
 import numpy as np
+import pytest
 import sqlalchemy as sa
 import uproot
 
@@ -92,6 +93,26 @@ def test_panda_jobs_that_fail_or_stall_once_are_retried_and_the_request_succeeds
     got = event_payloads(paths.values())
     assert sorted(got) == sorted(e for _, e in chosen) and got == {e: src[e] for e in got}
     assert [tuple(r)[1:] for r in _pick_rows()] == [("done", 150, 4, "user.tester:user.tester.panda.AOD")]
+
+
+def test_a_job_failing_every_attempt_fails_the_request_with_the_reason(dagbag, loaded, panda_standin):
+    world, out, _, _, rucio = loaded
+    _, _, text = _aod_request(world, out, 30, seed=5)
+    panda_standin.faults.update({f".00000.{k}": "fail" for k in (1, 2, 3)})  # every try of job 0
+    run = dagbag.dags["eventindex_pick"].test(run_conf=_conf(
+        events=text, datatype="AOD", stream="physics_Main", output="user.tester.doomed.AOD", backend="panda",
+        files_per_job=1))
+    assert str(run.state) == "failed"
+    assert sorted(j["jobStatus"] for j in panda_standin.jobs.values() if ".00000." in j["jobName"]) == ["failed"] * 3
+    [row] = _pick_rows()
+    assert row.state == "failed" and row.output_dataset is None
+    with sa.create_engine(Settings.from_env().metadata_url).connect() as conn:
+        error = conn.execute(sa.text("select summary from pick_requests")).scalar_one()
+    assert "extract" in error and "injected pilot failure" in error
+    from eventindex.ddm import DIDNotFound
+
+    with pytest.raises(DIDNotFound):  # nothing registered
+        rucio.list_files("user.tester", "user.tester.doomed.AOD")
 
 
 def test_rerunning_a_finished_request_changes_nothing(dagbag, loaded):
