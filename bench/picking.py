@@ -131,6 +131,7 @@ def _panda(plan, out_dir: Path, grid: Path, plan_s: float) -> dict:
     from eventindex import panda, picking
     from tests.panda_standin import PandaStandIn
 
+    grid.mkdir(parents=True, exist_ok=True)
     standin = PandaStandIn(grid, token=secrets.token_urlsafe(24))
     url = standin.start()
     token = grid / "token"

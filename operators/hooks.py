@@ -120,7 +120,8 @@ class PandaHook(BaseHook):
         if conn is None:
             cfg = PandaConfig.from_env()
             if cfg is None:
-                raise ValueError(f"no PanDA server: define the connection {self.panda_conn_id} or $PANDA_URL")
+                raise ValueError(f"backend panda, but no PanDA server is configured: define the connection "
+                                 f"{self.panda_conn_id} or $EVENTINDEX_PANDA_URL")
             return cfg
         extra = conn.extra_dejson
         return PandaConfig(extra.get("url") or conn.host, extra.get("site", "ANALY_LOCAL"), extra.get("auth"),

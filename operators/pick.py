@@ -53,6 +53,11 @@ class PickPlanOperator(BaseOperator):
         try:
             req = picking.make_request(p["events"], p["datatype"], p.get("project"), p.get("stream"),
                                        p.get("version"), p.get("output"), p.get("max_events"))
+            if p.get("backend") == "panda":
+                try:
+                    PandaHook().get_config()
+                except ValueError as exc:
+                    raise picking.BadRequest(str(exc)) from None
             digest = picking.request_digest(req)
             previous = picking.previous_result(_engine(), RucioHook().get_client(), _output_name(context), digest)
         except picking.BadRequest as exc:

@@ -50,8 +50,6 @@ class PandaConfig:
 
 def client(cfg: PandaConfig):
     """``pandaclient.Client`` pointed at ``cfg.url`` (whatever it was imported with)."""
-    for key in ("PANDA_URL", "PANDA_URL_SSL", "PANDACACHE_URL"):
-        os.environ.setdefault(key, cfg.url)
     os.environ.setdefault("PANDA_BEHIND_REAL_LB", "1")  # else the import resolves the cache host through DNS
     if cfg.auth:
         os.environ["PANDA_AUTH"] = cfg.auth

@@ -67,6 +67,17 @@ def test_pick_run_extracts_exactly_the_found_events_and_registers_the_output(dag
     assert tuple(row) == ("done", 100, 10, "user.tester:user.tester.pick1.AOD")
 
 
+def test_the_panda_backend_without_a_panda_server_is_refused_before_any_work(dagbag, loaded, monkeypatch):
+    for key in ("EVENTINDEX_PANDA_URL", "PANDA_URL"):
+        monkeypatch.delenv(key, raising=False)
+    run = dagbag.dags["eventindex_pick"].test(run_conf=_conf(events="358031 1", datatype="AOD", backend="panda"))
+    assert task_states(run)["plan"] == "failed"
+    [row] = _pick_rows()
+    assert row.state == "failed"
+    with sa.create_engine(Settings.from_env().metadata_url).connect() as conn:
+        assert "no PanDA server is configured" in conn.execute(sa.text("select summary from pick_requests")).scalar_one()
+
+
 def test_bad_pairs_are_refused_before_any_work(dagbag, loaded):
     run = dagbag.dags["eventindex_pick"].test(run_conf=_conf(events="358031 1\nnot a pair\n", datatype="AOD"))
     states = task_states(run)
