@@ -184,9 +184,7 @@ class PickFinishOperator(BaseOperator):
             picking.record(_engine(), context["run_id"], "failed", summary={"error": str(exc)})
             raise AirflowFailException(str(exc)) from None
         did = picking.register_output(RucioHook().get_client(), _output_name(context), outputs) if outputs else None
-        summary = {"found": len(plan["found"]), "missing": len(plan["missing"]), "duplicates": checked["duplicates"],
-                   "output_dataset": did, "files": [o["lfn"] for o in outputs], "datasets": plan["datasets"],
-                   "backend": p.get("backend") or "local", "missing_events": plan["missing"][:1000]}
+        summary = picking.summarize(plan, outputs, checked, did, p.get("backend") or "local")
         picking.record(_engine(), context["run_id"], "done", summary=summary)
         self.log.info("found %d, missing %d, output %s", summary["found"], summary["missing"], did)
         for m in plan["missing"][:20]:

@@ -254,6 +254,57 @@ def _demo_catalog(settings: Settings, world: dict, loader: str = "cli") -> None:
     out.print(_matrix_table("RAW events shared between streams", labels, matrix))
     out.print("   try: .venv/bin/eventindex datasets | count --stream physics_Main --trigger HLT_j420_L1J100 | "
               "lookup RUN EVENT | overlaps --triggers A,B")
+    _demo_pick(settings, catalog, keys, aod, loader)
+
+
+def _demo_pick(settings: Settings, catalog, keys, aod: dict, loader: str) -> None:
+    """Step 5: 1,000 random events of the physics_Main AOD plus 20 that do not exist, picked into a user dataset."""
+    import numpy as np
+
+    from . import picking
+
+    rng = np.random.default_rng(7)
+    idx = rng.choice(keys.num_rows, min(1000, keys.num_rows), replace=False)
+    runs, events = keys.column("run_number").to_numpy(), keys.column("event_number").to_numpy()
+    lines = [f"{runs[i]} {events[i]}" for i in idx] + [f"{runs[0]} {10**15 + k}" for k in range(20)]
+    request = settings.home / "demo-pick.txt"
+    request.write_text("\n".join(lines) + "\n")
+    output = "user.demo.picked.AOD"
+    out.print(f"5. event picking: {len(lines):,} events ({request}) from {aod['name']} -> {output}")
+    if loader == "airflow":
+        import subprocess
+
+        done = subprocess.run([sys.executable, "-m", "eventindex_airflow.demo", "--pick", str(request), "--output",
+                               output, "--version", aod["amitag"]])
+        if done.returncode != 0:
+            raise EventIndexError("the picking run failed (see above); the Airflow logs are in airflow_home/")
+    else:
+        from .ddm import LocalRucio
+        from .metadata import make_engine
+
+        ddm, engine = LocalRucio(f"sqlite:///{settings.home / 'rucio.sqlite'}"), make_engine(settings.metadata_url)
+        req = picking.make_request(request.read_text(), "AOD", version=aod["amitag"], stream="physics_Main",
+                                   output=output)
+        digest = picking.request_digest(req)
+        previous = picking.previous_result(engine, ddm, output, digest)
+        if previous is not None:
+            out.print(f"   already done by {previous['request_id']}: nothing changed (a rerun of a finished request)")
+            out.print(f"   found {previous['found']:,}, missing {previous['missing']:,} -> {previous['output_dataset']}")
+        else:
+            started = time.perf_counter()
+            request_id = f"demo-{time.strftime('%Y%m%dT%H%M%S')}"
+            picking.record(engine, request_id, "planned", {"datatype": "AOD", "output": output, "digest": digest},
+                           len(req.events))
+            plan = picking.plan(catalog, ddm, req)
+            outputs = [picking.extract(plan.files, job, settings.home / "picks" / request_id, k)
+                       for k, job in enumerate(plan.jobs)]
+            checked = picking.verify(outputs, plan.found)
+            did = picking.register_output(ddm, output, outputs)
+            picking.record(engine, request_id, "done",
+                           summary=picking.summarize(plan.to_dict(), outputs, checked, did, "local"))
+            out.print(f"   found {len(plan.found):,}, missing {len(plan.missing):,} -> {did} ({len(outputs)} "
+                      f"file(s), verified) in {time.perf_counter() - started:.1f} s")
+    out.print(f"   try: .venv/bin/eventindex pick --dry-run --events {request} --type AOD | picks")
 
 
 # --- catalogue -------------------------------------------------------------------------------------------------

@@ -278,6 +278,13 @@ def verify(outputs: list[dict], found: list[dict]) -> dict:
     return {"events": len(got), "duplicates": dup}
 
 
+def summarize(plan: dict, outputs: list[dict], checked: dict, output_dataset: str | None, backend: str) -> dict:
+    """The summary of a finished request (task log, XCom, metadata DB); ``plan`` as :meth:`Plan.to_dict`."""
+    return {"found": len(plan["found"]), "missing": len(plan["missing"]), "duplicates": checked["duplicates"],
+            "output_dataset": output_dataset, "files": [o["lfn"] for o in outputs], "datasets": plan["datasets"],
+            "backend": backend, "missing_events": plan["missing"][:1000]}
+
+
 def output_did(output: str) -> tuple[str, str]:
     """(scope, name) of an output dataset: ``user.<name>`` / ``group.<name>`` scopes, else the project."""
     scope = ".".join(output.split(".")[:2]) if output.startswith(("user.", "group.")) else parse(output).project
