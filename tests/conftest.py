@@ -95,6 +95,18 @@ def picking_world(staged_world, tmp_path):
     return world, out, catalog, ddm
 
 
+def dataset_events(world_dir, ds: dict) -> list[tuple[int, int]]:
+    """(run, event) of every entry of a world dataset's ROOT files, in file order, read with uproot."""
+    import uproot
+
+    pairs = []
+    for f in ds["files"]:
+        with uproot.open(Path(world_dir) / f["path"]) as h:
+            a = h["events"].arrays(["run_number", "event_number"], library="np")
+        pairs += list(zip(a["run_number"].tolist(), a["event_number"].tolist()))
+    return pairs
+
+
 def event_payloads(paths) -> dict[int, tuple]:
     """event number -> (jet pT, muon pT, L1 TAV mask) read with uproot from ROOT files (to compare picked events with
     their source entries)."""

@@ -285,25 +285,13 @@ def _demo_pick(settings: Settings, catalog, keys, aod: dict, loader: str) -> Non
         ddm, engine = LocalRucio(f"sqlite:///{settings.home / 'rucio.sqlite'}"), make_engine(settings.metadata_url)
         req = picking.make_request(request.read_text(), "AOD", version=aod["amitag"], stream="physics_Main",
                                    output=output)
-        digest = picking.request_digest(req)
-        previous = picking.previous_result(engine, ddm, output, digest)
-        if previous is not None:
-            out.print(f"   already done by {previous['request_id']}: nothing changed (a rerun of a finished request)")
-            out.print(f"   found {previous['found']:,}, missing {previous['missing']:,} -> {previous['output_dataset']}")
-        else:
-            started = time.perf_counter()
-            request_id = f"demo-{time.strftime('%Y%m%dT%H%M%S')}"
-            picking.record(engine, request_id, "planned", {"datatype": "AOD", "output": output, "digest": digest},
-                           len(req.events))
-            plan = picking.plan(catalog, ddm, req)
-            outputs = [picking.extract(plan.files, job, settings.home / "picks" / request_id, k)
-                       for k, job in enumerate(plan.jobs)]
-            checked = picking.verify(outputs, plan.found)
-            did = picking.register_output(ddm, output, outputs)
-            picking.record(engine, request_id, "done",
-                           summary=picking.summarize(plan.to_dict(), outputs, checked, did, "local"))
-            out.print(f"   found {len(plan.found):,}, missing {len(plan.missing):,} -> {did} ({len(outputs)} "
-                      f"file(s), verified) in {time.perf_counter() - started:.1f} s")
+        started = time.perf_counter()
+        summary = picking.run_in_process(catalog, ddm, engine, req, output, settings.home / "picks" / "demo",
+                                         f"demo-{time.strftime('%Y%m%dT%H%M%S')}")
+        if summary.get("rerun"):
+            out.print(f"   already done by {summary['request_id']}: nothing changed (a rerun of a finished request)")
+        out.print(f"   found {summary['found']:,}, missing {summary['missing']:,} -> {summary['output_dataset']} "
+                  f"({len(summary['files'])} file(s), verified) in {time.perf_counter() - started:.1f} s")
     out.print(f"   try: .venv/bin/eventindex pick --dry-run --events {request} --type AOD | picks")
 
 

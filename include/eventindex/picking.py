@@ -364,6 +364,24 @@ def record(engine, request_id: str, state: str, params: dict | None = None, requ
             conn.execute(t.insert().values(request_id=request_id, created=md.now(), **values))
 
 
+def run_in_process(catalog, ddm, engine, req: Request, output: str, work_dir: str | Path, request_id: str) -> dict:
+    """A whole request in this process with the local backend (no Airflow): the steps of eventindex_pick, its rerun
+    rule and its record in the metadata DB. Returns the summary; ``rerun`` is set when the output already held it."""
+    digest = request_digest(req)
+    previous = previous_result(engine, ddm, output, digest)
+    if previous is not None:
+        return previous
+    record(engine, request_id, "planned", {"datatype": req.datatype, "output": output, "digest": digest},
+           len(req.events))
+    p = plan(catalog, ddm, req)
+    outputs = [extract(p.files, job, work_dir, k) for k, job in enumerate(p.jobs)]
+    checked = verify(outputs, p.found)
+    did = register_output(ddm, output, outputs) if outputs else None
+    summary = summarize(p.to_dict(), outputs, checked, did, "local")
+    record(engine, request_id, "done", summary=summary)
+    return {**summary, "request_id": request_id}
+
+
 def requests(engine, limit: int = 50) -> list[dict]:
     import sqlalchemy as sa
 

@@ -6,7 +6,7 @@ import sqlalchemy as sa
 import uproot
 
 from eventindex.settings import Settings
-from tests.conftest import dataset, event_payloads
+from tests.conftest import dataset, dataset_events, event_payloads
 from tests.dags.conftest import task_states
 
 DEFAULTS = {"project": None, "stream": None, "version": None, "output": None, "max_events": None, "backend": "local",
@@ -20,11 +20,7 @@ def _conf(**params) -> dict:
 
 def _aod_request(world, out, n, seed, missing=0):
     aod = dataset(world, "AOD", tag="f961_m1831")
-    pairs = []
-    for f in aod["files"]:
-        with uproot.open(out / f["path"]) as h:
-            a = h["events"].arrays(["run_number", "event_number"], library="np")
-        pairs += list(zip(a["run_number"].tolist(), a["event_number"].tolist()))
+    pairs = dataset_events(out, aod)
     chosen = [pairs[i] for i in np.random.default_rng(seed).choice(len(pairs), n, replace=False)]
     lines = [f"{r} {e}" for r, e in chosen] + [f"{pairs[0][0]} {10**15 + k}" for k in range(missing)]
     return aod, chosen, "\n".join(lines)

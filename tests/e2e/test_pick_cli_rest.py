@@ -18,7 +18,7 @@ from eventindex.catalog import open_catalog
 from eventindex.catalog.loader import load_staged
 from eventindex.ddm import LocalRucio, register_world
 from eventindex.settings import Settings
-from tests.conftest import dataset
+from tests.conftest import dataset, dataset_events
 from tests.services import free_port
 
 pytestmark = pytest.mark.integration
@@ -82,14 +82,8 @@ def test_bad_params_through_rest_are_refused_with_the_reason(airflow):
 
 def test_panda_jobs_are_awaited_by_the_triggerer_and_a_stalled_one_is_retried(airflow, tmp_path):
     env, world, out, panda_standin = airflow
-    import uproot
-
     aod = dataset(world, "AOD", tag="f961_m1831")
-    pairs = []
-    for f in aod["files"]:
-        with uproot.open(out / f["path"]) as h:
-            a = h["events"].arrays(["run_number", "event_number"], library="np")
-        pairs += [(a["run_number"][i], a["event_number"][i]) for i in range(0, 400, 20)]
+    pairs = [p for f in aod["files"] for p in dataset_events(out, {"files": [f]})[0:400:20]]
     request = tmp_path / "events.txt"
     request.write_text("\n".join(f"{r} {e}" for r, e in pairs))
     panda_standin.faults[".00001.1"] = "stall"  # tape staging that never ends: killed after the timeout, retried

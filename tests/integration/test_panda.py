@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from eventindex import panda, picking
-from tests.conftest import dataset, event_payloads
+from tests.conftest import dataset, dataset_events, event_payloads
 from tests.panda_standin import wait_for
 from tests.services import free_port
 
@@ -22,13 +22,7 @@ def _plan(picking_world, n=120, files_per_job=1):
 
 
 def _some_events(out, aod, n):
-    import uproot
-
-    pairs = []
-    for f in aod["files"]:
-        with uproot.open(out / f["path"]) as h:
-            a = h["events"].arrays(["run_number", "event_number"], library="np")
-        pairs += list(zip(a["run_number"].tolist(), a["event_number"].tolist()))
+    pairs = dataset_events(out, aod)
     rng = np.random.default_rng(11)
     return [pairs[i] for i in rng.choice(len(pairs), n, replace=False)]
 

@@ -2,18 +2,14 @@
 
 import numpy as np
 import pytest
-import uproot
 
 from eventindex import picking
-from tests.conftest import dataset, event_payloads
+from tests.conftest import dataset, dataset_events, event_payloads
 
 
 def _events(out, ds):
-    parts = []
-    for f in ds["files"]:
-        with uproot.open(out / f["path"]) as h:
-            parts.append(h["events"].arrays(["run_number", "event_number"], library="np"))
-    return np.concatenate([p["run_number"] for p in parts]), np.concatenate([p["event_number"] for p in parts])
+    runs, events = zip(*dataset_events(out, ds))
+    return np.array(runs), np.array(events)
 
 
 def test_malformed_requests_are_refused_naming_the_line():
