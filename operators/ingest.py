@@ -8,8 +8,7 @@ from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException
 
 from eventindex import ingest
-from eventindex.catalog.base import BadLoad
-from eventindex.errors import EventIndexError
+from eventindex.errors import BadLoad, EventIndexError, Problem, ValidationFailed
 
 from .hooks import CatalogHook, RucioHook
 
@@ -35,7 +34,7 @@ class FetchIndexOperator(_IngestOperator):
         try:
             fetched = ingest.fetch(self.dataset, staging, self._workdir(context))
         except BadLoad as exc:  # a corrupt or partial copy in the staging area: bad data, no retries
-            ingest.record_problems(hook.get_settings().metadata_url, [ingest.Problem(self.dataset, None, str(exc))])
+            ingest.record_problems(hook.get_settings().metadata_url, [Problem(self.dataset, None, str(exc))])
             raise AirflowFailException(str(exc)) from None
         self.log.info("fetched %d index files of %s", len(fetched.parquet), fetched.dataset)
         return fetched.to_dict()
@@ -55,7 +54,7 @@ class ValidateIndexOperator(_IngestOperator):
         hook = RucioHook()
         try:
             summary = ingest.validate(fetched, hook.get_client(), self.announcement or None, self.allow_duplicates)
-        except ingest.ValidationFailed as exc:
+        except ValidationFailed as exc:
             ingest.record_problems(hook.get_settings().metadata_url, exc.problems)
             for p in exc.problems:
                 self.log.error("validation: %s | %s | %s", p.dataset, p.file or "-", p.what)

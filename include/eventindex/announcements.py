@@ -12,12 +12,8 @@ import json
 import sqlalchemy as sa
 
 from . import metadata as md
-from .errors import EventIndexError
+from .errors import EventIndexError, PoisonMessage
 from .naming import parse
-
-
-class PoisonMessage(EventIndexError):
-    """A message that can never be processed; it goes to the dead-letter queue."""
 
 
 def parse_announcement(body: str) -> dict:

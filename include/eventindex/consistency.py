@@ -7,7 +7,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 from . import metadata as md
-from .ddm import DDMError, files_by_guid, guid_key, split_did
+from .ddm import files_by_guid, guid_key, split_did
+from .errors import DIDNotFound
 
 
 @dataclass
@@ -25,11 +26,9 @@ def check(catalog, ddm) -> list[Finding]:
         scope, name = split_did(r["name"])
         try:
             rucio_files = files_by_guid(ddm.list_files(scope, name))
-        except DDMError as exc:
-            if "not found" in str(exc).lower():
-                findings.append(Finding("stale", r["name"], "in the catalogue but no longer a dataset in Rucio", 1))
-                continue
-            raise
+        except DIDNotFound:
+            findings.append(Finding("stale", r["name"], "in the catalogue but no longer a dataset in Rucio", 1))
+            continue
         ours = {guid_key(f["guid"]): f for f in catalog.show(r["name"])["files"]}
         missing = sorted(set(rucio_files) - set(ours))
         extra = sorted(set(ours) - set(rucio_files))

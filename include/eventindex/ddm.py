@@ -14,17 +14,9 @@ from typing import Iterable, Iterator, Protocol
 
 import sqlalchemy as sa
 
-from .errors import EventIndexError
+from .errors import DDMError, DIDNotFound
 from .guid import normalize_guid
 from .naming import parse
-
-
-class DDMError(EventIndexError):
-    """Rucio (or the local catalogue) cannot answer; transient unless it says otherwise."""
-
-
-class DIDNotFound(DDMError):
-    """The data identifier (or its scope) does not exist: a definite answer, not a transient fault."""
 
 
 class DataCatalogue(Protocol):
@@ -234,8 +226,8 @@ class RealRucio:
         for chunk in iter_chunks(list(files), 100):  # bulk: one call per 100 files
             try:
                 self._call(self.client.add_files_to_dataset, scope, name, chunk, rse=rse)
-            except DDMError as exc:
-                if "already" not in str(exc).lower() and "duplicate" not in str(exc).lower():
+            except DDMError as exc:  # attached by an earlier, interrupted try: nothing to do
+                if not isinstance(exc.__cause__, (rex.FileAlreadyExists, rex.Duplicate, rex.DataIdentifierAlreadyExists)):
                     raise
         if close:
             self._call(self.client.close, scope, name)

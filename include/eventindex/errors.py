@@ -1,20 +1,137 @@
-"""Exceptions that carry a message meant for the user: the CLI prints them and exits non-zero."""
+"""Every exception the ``eventindex`` package raises, in one small hierarchy (as uproot keeps its own in one module).
+
+Callers catch by kind, never by matching message text:
+
+- :class:`BadInput`: the caller gave something that can never work (a malformed name, a corrupt file, an unknown
+  trigger, a bad picking request). Retrying changes nothing; the message names what is wrong.
+- :class:`NotFound`: a definite "does not exist" answer (a dataset, a data identifier in Rucio, a world folder).
+- :class:`ValidationFailed`: data that does not agree with itself, its announcement or Rucio; carries the problems.
+- :class:`ConfigurationError`: the system is not set up for what was asked (no PanDA server, no Phoenix URL).
+- :class:`TransientError`: a service could not be reached or answered with an error; trying again later may work.
+
+Every message is fit to show to a user as is: the CLI prints it and exits non-zero, the Airflow layer fails the task
+without retries for the first four kinds and retries the last.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
 
 
 class EventIndexError(Exception):
     """Base of every error whose message is fit to show to a user as is."""
 
 
-class MalformedDatasetName(EventIndexError, ValueError):
+class BadInput(EventIndexError, ValueError):
+    """Input that can never be processed; nothing was changed."""
+
+
+class NotFound(EventIndexError, LookupError):
+    """A definite answer that something does not exist (not a transient fault)."""
+
+
+class ConfigurationError(EventIndexError):
+    """The system is not configured for what was asked; the message says what to set."""
+
+
+class TransientError(EventIndexError):
+    """A service could not be reached or refused a call for now: the caller retries."""
+
+
+# --- bad input ---------------------------------------------------------------------------------------------------
+
+
+class MalformedDatasetName(BadInput):
     """A dataset name does not follow the ATLAS nomenclature."""
 
 
-class UnknownTrigger(EventIndexError, KeyError):
+class UnknownTrigger(BadInput, KeyError):
     """A trigger item or chain name is not in the menu."""
 
     def __str__(self) -> str:  # KeyError would quote the message
         return str(self.args[0]) if self.args else ""
 
 
-class ProducerError(EventIndexError):
+class BadSelection(BadInput):
+    """A selection (or one of its values) that no catalogue can answer."""
+
+
+class BadLoad(BadInput):
+    """Records that cannot be loaded as the dataset named; nothing was changed."""
+
+
+class ProducerError(BadInput):
     """A producer job refused its input; nothing was written or announced."""
+
+
+class PoisonMessage(BadInput):
+    """A message that can never be processed; it goes to the dead-letter queue."""
+
+
+class BadRequest(BadInput):
+    """A picking request that cannot be run; the message names the offending line or parameter."""
+
+
+# --- not found ---------------------------------------------------------------------------------------------------
+
+
+class DatasetNotFound(NotFound, BadSelection):
+    """The dataset is not in the catalogue (a selection naming it can never be answered)."""
+
+
+class DIDNotFound(NotFound):
+    """The data identifier (or its scope) does not exist in Rucio: a definite answer."""
+
+
+# --- validation --------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Problem:
+    """One validation finding: the dataset, the file (GUID or LFN) if one is to blame, and what is wrong."""
+
+    dataset: str
+    file: str | None
+    what: str
+
+
+class ValidationFailed(EventIndexError):
+    """The dataset's index does not agree with itself, its announcement or Rucio; nothing was loaded."""
+
+    def __init__(self, problems: list[Problem]):
+        self.problems = problems
+        lines = "; ".join(f"{p.file or '-'}: {p.what}" for p in problems[:10])
+        more = f" (+{len(problems) - 10} more)" if len(problems) > 10 else ""
+        super().__init__(f"{problems[0].dataset}: {len(problems)} validation problem(s): {lines}{more}")
+
+
+class VerificationFailed(ValidationFailed):
+    """A picking output does not hold every found event exactly once."""
+
+    def __init__(self, message: str):
+        self.problems = [Problem("", None, message)]
+        EventIndexError.__init__(self, message)
+
+
+# --- transient ---------------------------------------------------------------------------------------------------
+
+
+class AnnounceError(TransientError):
+    """The broker could not be reached or did not confirm a message."""
+
+
+class DDMError(TransientError):
+    """Rucio (or the local data catalogue) cannot answer now."""
+
+
+class PandaError(TransientError):
+    """PanDA could not be reached or refused a call."""
+
+
+class AirflowAPIError(TransientError):
+    """Airflow's REST API could not be reached or refused a call."""
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether trying again later may help (the Airflow layer retries these and fails the others at once)."""
+    return isinstance(exc, TransientError) or (isinstance(exc, OSError) and not isinstance(exc, EventIndexError))

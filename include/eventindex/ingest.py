@@ -20,30 +20,13 @@ import pyarrow.parquet as pq
 import sqlalchemy as sa
 
 from . import metadata as md
-from .catalog.base import BadLoad, _check_records
+from .catalog.base import check_records
 from .catalog.loader import find_staged, verify_staged
-from .ddm import DDMError, files_by_guid, guid_key, split_did
-from .errors import EventIndexError
+from .ddm import files_by_guid, guid_key, split_did
+from .errors import BadLoad, DIDNotFound, NotFound, Problem, ValidationFailed
 from .guid import format_guid
 from .naming import parse
 from .staging import uri_of
-
-
-@dataclass
-class Problem:
-    dataset: str
-    file: str | None
-    what: str
-
-
-class ValidationFailed(EventIndexError):
-    """The dataset's index does not agree with itself, its announcement or Rucio; nothing was loaded."""
-
-    def __init__(self, problems: list[Problem]):
-        self.problems = problems
-        lines = "; ".join(f"{p.file or '-'}: {p.what}" for p in problems[:10])
-        more = f" (+{len(problems) - 10} more)" if len(problems) > 10 else ""
-        super().__init__(f"{problems[0].dataset}: {len(problems)} validation problem(s): {lines}{more}")
 
 
 @dataclass
@@ -63,7 +46,7 @@ def fetch(dataset: str, staging: str, workdir: str | Path) -> Fetched:
     source = staging if posixpath.basename(staging.split("?")[0].rstrip("/")) == name else uri_of(staging, name)
     fs, found = find_staged(source)
     if not found:
-        raise EventIndexError(f"no producer output for {name} in {source}")
+        raise NotFound(f"no producer output for {name} in {source}")
     staged = found[0]
     verify_staged(fs, staged)
     folder = Path(workdir) / name
@@ -89,7 +72,7 @@ def validate(fetched: Fetched, ddm, announcement: dict | None = None, allow_dupl
     for path in fetched.parquet:
         try:
             table = pq.read_table(path)
-            _check_records(ds, table)
+            check_records(ds, table)
         except BadLoad as exc:
             problems.append(Problem(name, Path(path).name, str(exc)))
             continue
@@ -127,11 +110,9 @@ def validate(fetched: Fetched, ddm, announcement: dict | None = None, allow_dupl
     try:
         meta = ddm.get_metadata(scope, dsname)
         rucio_files = files_by_guid(ddm.list_files(scope, dsname))
-    except DDMError as exc:
-        if "not found" in str(exc).lower():
-            problems.append(Problem(name, None, f"not a dataset in Rucio ({exc})"))
-            raise ValidationFailed(problems) from None
-        raise
+    except DIDNotFound as exc:
+        problems.append(Problem(name, None, f"not a dataset in Rucio ({exc})"))
+        raise ValidationFailed(problems) from None
     if meta.get("is_open"):
         problems.append(Problem(name, None, "the dataset is still open in Rucio"))
     for guid, n in sorted(counts.items()):

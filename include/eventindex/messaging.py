@@ -9,12 +9,8 @@ import uuid
 
 import stomp
 
-from .errors import EventIndexError
+from .errors import AnnounceError, PoisonMessage
 from .settings import StompTarget
-
-
-class AnnounceError(EventIndexError):
-    pass
 
 
 class _Receipt(stomp.ConnectionListener):
@@ -75,8 +71,6 @@ def drain(target: StompTarget, handle, max_messages: int = 500, idle_s: float = 
     message is copied to ``dead_letter`` (default ``<destination>.DLQ``) and then acked. Any other error leaves the
     message unacked, so the broker redelivers it. Stops after ``idle_s`` without a new message.
     """
-    from .announcements import PoisonMessage
-
     dead_letter = dead_letter or f"{target.destination}.DLQ"
     conn = stomp.Connection12([(target.host, target.port)], reconnect_attempts_max=2)
     listener = _Collector()

@@ -19,14 +19,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
 
-from .errors import EventIndexError
+from .errors import NotFound, PandaError
 
 TERMINAL = ("finished", "failed", "cancelled", "closed")
 REPORT = "jobReport.json"
-
-
-class PandaError(EventIndexError):
-    """PanDA could not be reached or refused a call (transient: the caller retries)."""
 
 
 @dataclass(frozen=True)
@@ -187,7 +183,7 @@ def job_outputs(state: dict, out_dir: str | Path) -> list[dict]:
     for o in state["outputs"]:
         path = Path(out_dir) / o["lfn"]
         if not path.is_file():
-            raise EventIndexError(f"PanDA says {o['lfn']} was produced, but {path} does not exist")
+            raise NotFound(f"PanDA says {o['lfn']} was produced, but {path} does not exist")
         with uproot.open(path) as h:
             n = h[EVENTS_TREE].num_entries
         result.append({"lfn": o["lfn"], "guid": o["guid"], "path": str(path), "nevents": int(n)})

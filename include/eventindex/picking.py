@@ -20,18 +20,13 @@ import awkward as ak
 import numpy as np
 import uproot
 
-from .catalog.selection import BadSelection
 from .ddm import guid_key
-from .errors import EventIndexError
+from .errors import BadRequest, BadSelection, DDMError, DIDNotFound, EventIndexError
 from .naming import DATATYPE_RE, PROJECT_RE, STREAM_RE, TAG_RE, parse
 from .rootfile import EVENTS_TREE, write_events_file
 
 PAIR_RE = re.compile(r"^\s*(\d{1,10})[\s,;:]+(\d{1,20})\s*$")
 SKIP_DATASET_RE = re.compile(r"^(panda|user|group)\.|(_sub\d+|_dis\d+|_shadow)$")
-
-
-class BadRequest(EventIndexError, ValueError):
-    """A picking request that cannot be run; the message names the offending line or parameter."""
 
 
 @dataclass
@@ -171,7 +166,7 @@ def resolve(ddm, found: list[dict], files_per_job: int = 10) -> tuple[dict, list
     The catalogue already says which dataset each GUID was indexed from, so Rucio is asked once per dataset (its file
     list, then one bulk replica query); ``get_dataset_by_guid`` (one call per file) is the fallback for GUIDs that
     Rucio does not list there any more."""
-    from .ddm import DDMError, split_did
+    from .ddm import split_did
 
     by_guid = defaultdict(list)
     indexed_in: dict[str, str] = {}
@@ -187,7 +182,7 @@ def resolve(ddm, found: list[dict], files_per_job: int = 10) -> tuple[dict, list
             if (scope, dsname) not in listed:
                 try:
                     listed[(scope, dsname)] = {guid_key(f["guid"]) for f in ddm.list_files(scope, dsname)}
-                except DDMError:
+                except (DDMError, DIDNotFound):
                     listed[(scope, dsname)] = set()
             if guid in listed[(scope, dsname)]:
                 owner[guid] = {"scope": scope, "name": dsname}
@@ -321,8 +316,6 @@ def previous_result(engine, ddm, output: str, digest: str) -> dict | None:
     import sqlalchemy as sa
 
     from . import metadata as md
-    from .ddm import DIDNotFound
-
     scope, name = output_did(output)
     md.upgrade(engine)
     t = md.pick_requests

@@ -9,7 +9,8 @@ from __future__ import annotations
 import os
 
 from ..settings import Settings
-from .selection import BadSelection, Selection, make_selection
+from ..errors import BadSelection
+from .selection import Selection, make_selection
 
 __all__ = ["BadSelection", "Selection", "make_selection", "open_catalog"]
 

@@ -19,19 +19,15 @@ import pyarrow.parquet as pq
 import sqlalchemy as sa
 
 from .. import metadata as md
-from ..errors import EventIndexError, UnknownTrigger
+from ..errors import BadLoad, BadSelection, DatasetNotFound, EventIndexError, UnknownTrigger
 from ..guid import format_guid, guid_bytes
 from ..naming import DatasetName, parse
 from ..schema import BASE_FIELDS, STAGE_RE, stage_key, stages_of
 from ..trigger import TriggerMenu, masks_from_arrow
-from .selection import BadSelection, Selection, contained, overlaps_ranges
+from .selection import Selection, contained, overlaps_ranges
 
 TRIGGER_COLUMNS = {"L1": "l1_tav", "HLT": "hlt_passed"}
 _DATASETS_OF_GUID = sa.text("SELECT dataset_id FROM files WHERE guid = :guid")
-
-
-class BadLoad(EventIndexError, ValueError):
-    """Records that cannot be loaded as the dataset named; nothing was changed."""
 
 
 @dataclass
@@ -97,7 +93,7 @@ class CatalogBase:
         except EventIndexError as exc:
             raise BadLoad(str(exc)) from None
         table = _as_table(records)
-        _check_records(ds, table)
+        check_records(ds, table)
         run = table.column("run_number").to_numpy()
         evt = table.column("event_number").to_numpy()
         in_order = (run[1:] > run[:-1]) | ((run[1:] == run[:-1]) & (evt[1:] >= evt[:-1]))
@@ -174,7 +170,7 @@ class CatalogBase:
         self._refresh()
         row = next((dict(r) for r in self._manifest if r["name"] == name), None)
         if row is None:
-            raise BadSelection(f"dataset {name} is not in the catalogue")
+            raise DatasetNotFound(f"dataset {name} is not in the catalogue")
         with self.engine.connect() as conn:
             row["files"] = [dict(r._mapping) for r in conn.execute(
                 sa.select(md.files.c.guid, md.files.c.lfn, md.files.c.nevents)
@@ -192,7 +188,7 @@ class CatalogBase:
             if done.rowcount == 0:
                 exists = conn.execute(sa.select(md.datasets.c.status).where(md.datasets.c.name == name)).first()
                 if exists is None:
-                    raise BadSelection(f"dataset {name} is not in the catalogue")
+                    raise DatasetNotFound(f"dataset {name} is not in the catalogue")
                 return
             conn.execute(md.load_history.insert().values(dataset=name, action="obsolete", at=md.now()))
         self._bump_generation()
@@ -295,7 +291,7 @@ class CatalogBase:
         for r in self._manifest:
             if r["name"] == name:
                 return r
-        raise BadSelection(f"dataset {name} is not in the catalogue")
+        raise DatasetNotFound(f"dataset {name} is not in the catalogue")
 
     def _refresh(self) -> None:
         key = self._generation_key()
@@ -398,7 +394,7 @@ def _as_table(records) -> pa.Table:
         raise BadLoad(f"the record files have different schemas: {exc}") from None
 
 
-def _check_records(ds: DatasetName, table: pa.Table) -> None:
+def check_records(ds: DatasetName, table: pa.Table) -> None:
     for f in BASE_FIELDS:
         if f.name not in table.schema.names:
             raise BadLoad(f"{ds.name}: records lack the column {f.name}")

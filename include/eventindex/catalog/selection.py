@@ -10,16 +10,12 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field, replace
 
-from ..errors import EventIndexError
+from ..errors import BadSelection
 from ..guid import normalize_guid
 from ..naming import DATATYPE_RE, PROJECT_RE, STREAM_RE, TAG_RE
 
 UINT32_MAX = 2**32 - 1
 TRIGGER_RE = re.compile(r"^(L1|HLT)_[A-Za-z0-9_.\-]{1,120}$")
-
-
-class BadSelection(EventIndexError, ValueError):
-    """A selection that cannot be run as given; the message says which part is wrong."""
 
 
 Range = tuple[int, int]
