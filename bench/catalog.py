@@ -179,7 +179,7 @@ def main() -> None:
     if not args.no_postgres:
         import psycopg2
 
-        from tests.services import PrivatePostgres
+        from eventindex_harness.postgres import PrivatePostgres
 
         pg = PrivatePostgres(base=work / "pg", settings={"shared_buffers": "2GB", "maintenance_work_mem": "1GB",
                                                          "max_wal_size": "8GB", "checkpoint_timeout": "30min"})

@@ -70,7 +70,7 @@ def main() -> None:
     from eventindex.producer import announcement
     from eventindex.settings import parse_stomp_url
     from eventindex.sim.world import WorldConfig
-    from tests.activemq import ActiveMQ
+    from eventindex_harness.activemq import ActiveMQ
 
     from .worlds import produced_world
 

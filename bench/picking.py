@@ -8,7 +8,7 @@
 2. End to end with the local backend on the demo world: plan, extract every found event into output ROOT
    files, verify.
 3. The same extraction through the PanDA backend: jobs submitted with panda-client to the PanDA STAND-IN of
-   tests/panda_standin.py on loopback (its pilot runs each job's transformation as a process), polled until finished,
+   harness/panda_standin.py on loopback (its pilot runs each job's transformation as a process), polled until finished,
    outputs verified: the cost of the PanDA path (serialisation, HTTP, one process per job, polling) next to local.
 """
 
@@ -129,7 +129,7 @@ def _panda(plan, out_dir: Path, grid: Path, plan_s: float) -> dict:
     import secrets
 
     from eventindex import panda, picking
-    from tests.panda_standin import PandaStandIn
+    from eventindex_harness.panda_standin import PandaStandIn
 
     grid.mkdir(parents=True, exist_ok=True)
     standin = PandaStandIn(grid, token=secrets.token_urlsafe(24))

@@ -67,7 +67,7 @@ def staged_world(small_world, tmp_path_factory):
 @pytest.fixture(scope="session")
 def postgres():
     """A private PostgreSQL 15 on 127.0.0.1 for the whole session."""
-    from tests.services import PrivatePostgres
+    from eventindex_harness.postgres import PrivatePostgres
 
     try:
         pg = PrivatePostgres().start()
@@ -128,7 +128,7 @@ def panda_standin(tmp_path, monkeypatch):
     settings point at it. Tests add faults through ``panda.faults``."""
     import secrets
 
-    from tests.panda_standin import PandaStandIn
+    from eventindex_harness.panda_standin import PandaStandIn
 
     standin = PandaStandIn(tmp_path / "panda-grid", token=secrets.token_urlsafe(24))
     url = standin.start()
@@ -142,5 +142,5 @@ def panda_standin(tmp_path, monkeypatch):
     standin.stop()
 
 
-from tests.activemq import activemq, queue_name  # noqa: E402,F401  (one broker for the whole session)
-from tests.rucio_server import real_rucio, rucio_server  # noqa: E402,F401  (one Rucio server for the session)
+from eventindex_harness.activemq import activemq, queue_name  # noqa: E402,F401  (one broker for the whole session)
+from eventindex_harness.rucio_server import real_rucio, rucio_server  # noqa: E402,F401  (one server for the session)

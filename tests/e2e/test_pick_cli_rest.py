@@ -19,7 +19,7 @@ from eventindex.catalog.loader import load_staged
 from eventindex.ddm import LocalRucio, register_world
 from eventindex.settings import Settings
 from tests.conftest import dataset, dataset_events
-from tests.services import free_port
+from eventindex_harness.ports import free_port
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]

@@ -9,8 +9,8 @@ import pytest
 
 from eventindex import panda, picking
 from tests.conftest import dataset, dataset_events, event_payloads
-from tests.panda_standin import wait_for
-from tests.services import free_port
+from eventindex_harness.panda_standin import wait_for
+from eventindex_harness.ports import free_port
 
 
 def _plan(picking_world, n=120, files_per_job=1):

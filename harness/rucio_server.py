@@ -1,13 +1,14 @@
-"""A real Rucio 41.5 server on 127.0.0.1 for the session (scripts/rucio/server.sh), shared by the tests that need it."""
+"""A real Rucio 41.5 server on 127.0.0.1 for the session (scripts/rucio/server.sh), shared by the tests that need it;
+the fixtures are imported by tests/conftest.py."""
 
 import subprocess
 from pathlib import Path
 
 import pytest
 
-from tests.services import free_port
+from .ports import free_port
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[1]  # harness/rucio_server.py -> the repository
 
 
 class RucioServer:

@@ -1,5 +1,5 @@
-"""A STAND-IN for the PanDA server, used only by the tests: no PanDA server can run here (it needs Apache with
-mod_ssl and gridsite, an unpublished database schema, JEDI and pilots).
+"""A STAND-IN for the PanDA server, used only by the tests and benchmarks: no PanDA server can run here (it needs
+Apache with mod_ssl and gridsite, an unpublished database schema, JEDI and pilots).
 
 It answers the HTTP API that panda-client 2.2 calls for event picking, in its wire format (JSON envelopes
 ``{"success", "message", "data"}``; jobs submitted as positional JobSpec value lists whose last element is the list of

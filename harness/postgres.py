@@ -1,22 +1,16 @@
-"""Real services for tests and benchmarks, on loopback, started and stopped by the caller."""
+"""A private PostgreSQL 15 on loopback for tests and benchmarks, started and stopped by the caller."""
 
 from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
-import time
 from pathlib import Path
 
+from .ports import free_port
+
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class PrivatePostgres:
@@ -81,14 +75,3 @@ class PrivatePostgres:
 
     def __exit__(self, *exc):
         self.stop()
-
-
-def wait_port(host: str, port: int, timeout: float = 60) -> bool:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        try:
-            with socket.create_connection((host, port), timeout=1):
-                return True
-        except OSError:
-            time.sleep(0.2)
-    return False

@@ -1,7 +1,8 @@
-# Shared by tests/integration and tests/dags: imported by tests/conftest.py so that one broker serves the session.
-"""Real services on loopback for the integration tests: an ActiveMQ 5.17 broker (STOMP 127.0.0.1:61613), started
-once per test session from ``scripts/start-activemq.sh`` with all its state in a fresh temporary folder, plus a tiny
-simulated world to produce from.
+"""An ActiveMQ 5.17 broker on loopback (STOMP 127.0.0.1:61613) for the tests and benchmarks, started from
+``scripts/start-activemq.sh`` with all its state in a fresh temporary folder, and a consumer to check what arrived.
+
+The ``activemq`` and ``queue_name`` fixtures are imported by tests/conftest.py, so that one broker serves the whole
+test session (tests/integration and tests/dags); bench/ingest.py starts an ``ActiveMQ`` itself.
 
 The broker is ours alone: if something already listens on its ports the session fails rather than reuse it.
 """
@@ -23,7 +24,7 @@ from pathlib import Path
 import pytest
 import stomp
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[1]  # harness/activemq.py -> the repository
 START_SCRIPT = REPO / "scripts" / "start-activemq.sh"
 ACTIVEMQ_HOME = Path("/usr/share/activemq")
 HOST, STOMP_PORT, OPENWIRE_PORT = "127.0.0.1", 61613, 61616
