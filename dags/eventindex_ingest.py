@@ -34,9 +34,9 @@ with DAG(
     dataset = "{{ params.dataset }}"
     staging = "{{ params.staging_uri }}"
     fetch = FetchIndexOperator(task_id="fetch", dataset=dataset, staging_uri=staging, **TRANSIENT)
-    validate = ValidateIndexOperator(task_id="validate", dataset=dataset, staging_uri=staging,
+    validate = ValidateIndexOperator(task_id="validate", dataset=dataset, staging_uri=staging, fetched=fetch.output,
                                      announcement="{{ params.announcement }}", **TRANSIENT)
-    load = LoadIndexOperator(task_id="load", dataset=dataset, staging_uri=staging, **TRANSIENT)
+    load = LoadIndexOperator(task_id="load", dataset=dataset, staging_uri=staging, fetched=fetch.output, **TRANSIENT)
     publish = PublishIndexOperator(task_id="publish", dataset=dataset, staging_uri=staging,
                                    obsolete_older="{{ params.obsolete_older }}", outlets=[CATALOG_ASSET],
                                    **TRANSIENT)

@@ -8,20 +8,20 @@ from airflow.sdk.exceptions import AirflowFailException
 
 from eventindex import upstream
 
-from .hooks import upstream_url
+from .hooks import UpstreamHook
 
 MAX_PER_INTERVAL = 1000  # below Airflow's max_map_length (1024)
 
 
-def prodsys_url() -> str:
-    return upstream_url("eventindex_prodsys")
-
-
 class FinishedTasksOperator(BaseOperator):
+    def __init__(self, *, prodsys_conn_id: str = "eventindex_prodsys", **kwargs):
+        super().__init__(**kwargs)
+        self.prodsys_conn_id = prodsys_conn_id
+
     def execute(self, context) -> list[dict]:
         start = context["data_interval_start"].replace(tzinfo=None)
         end = context["data_interval_end"].replace(tzinfo=None)
-        tasks = upstream.finished_tasks(prodsys_url(), start, end)
+        tasks = upstream.finished_tasks(UpstreamHook(self.prodsys_conn_id).get_url(), start, end)
         runs = [{"trigger_run_id": f"prodsys__{t['task_id']}__{name}",
                  "conf": {"dataset": name, "source": "prodsys", "obsolete_older": True}}
                 for t in tasks for name in t["output_datasets"]]

@@ -11,10 +11,14 @@ from .hooks import CatalogHook, RucioHook
 
 
 class ConsistencyCheckOperator(BaseOperator):
+    def __init__(self, *, catalog_conn_id: str = "eventindex_catalog", rucio_conn_id: str = "eventindex_rucio",
+                 **kwargs):
+        super().__init__(**kwargs)
+        self.catalog_conn_id, self.rucio_conn_id = catalog_conn_id, rucio_conn_id
+
     def execute(self, context) -> dict:
-        hook = CatalogHook()
-        catalog = hook.get_catalog()
-        findings = consistency.check(catalog, RucioHook().get_client())
+        catalog = CatalogHook(self.catalog_conn_id).get_catalog()
+        findings = consistency.check(catalog, RucioHook(self.rucio_conn_id).get_client())
         consistency.record(catalog.engine, findings)
         summary = {}
         for f in findings:

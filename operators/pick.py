@@ -1,192 +1,206 @@
-"""Operators of the event-picking DAG. Thin: each runs one step of ``eventindex.picking``; bulky intermediate
-results (event lists, plans) go to the request's work folder, XComs carry only paths and counts."""
+"""Operators of the event-picking DAG. Thin: each runs one step of :class:`eventindex.picking.PickRunner`.
+
+The request's parameters arrive as the ``request`` argument (templated from the run's params for the first task, the
+checked request's options from its XCom for the others); bulky intermediate results are objects in the work area
+under the run's id, passed on as URIs through XCom, so any task may run on any worker.
+"""
 
 from __future__ import annotations
 
-import json
-import re
 from datetime import timedelta
-from pathlib import Path
 
-import numpy as np
-from airflow.sdk import BaseOperator
+from airflow.sdk import BaseOperator, Param
 from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowSkipException
 
-from eventindex import panda, picking
-from eventindex.metadata import make_engine
+from eventindex.errors import BadInput, ConfigurationError, NotFound, PandaError, ValidationFailed
+from eventindex.picking import PARAMETERS, PickRequest, PickRunner, record
 
-from .hooks import CatalogHook, PandaHook, RucioHook
+from .hooks import CatalogHook, MetadataHook, PandaHook, RucioHook
 from .triggers import PandaJobTrigger
 
-MAX_CHUNKS = 200  # far below Airflow's max_map_length (1024), whatever the number of runs
+
+def pick_params() -> dict[str, Param]:
+    """The DAG's form, from the one list of a request's parameters."""
+    params = {}
+    for p in PARAMETERS:
+        extra = {"enum": list(p.choices)} if p.choices else {}
+        if p.name == "events":
+            extra.update(format="multiline", minLength=3)
+        if p.minimum is not None:
+            extra["minimum"] = p.minimum
+        if p.maximum is not None:
+            extra["maximum"] = p.maximum
+        params[p.name] = Param(p.default, type=["null", p.kind] if p.optional else p.kind, description=p.help,
+                               **extra)
+    return params
 
 
-def _workdir(context) -> Path:
-    folder = CatalogHook().get_settings().home / "picks" / re.sub(r"[^A-Za-z0-9_.-]", "_", context["run_id"])
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
+def request_from_params() -> dict[str, str]:
+    """The first task's ``request`` argument: every parameter, templated from the run's params."""
+    return {p.name: f"{{{{ params.{p.name} }}}}" for p in PARAMETERS}
 
 
-def _engine():
-    return make_engine(CatalogHook().get_settings().metadata_url)
+class PickOperator(BaseOperator):
+    """What the picking operators share: the request, the connections, and a runner of the request's steps."""
 
+    template_fields = ("request",)
 
-def _output_name(context) -> str:
-    p = context["params"]
-    return p.get("output") or f"user.eventindex.{re.sub(r'[^A-Za-z0-9_]', '_', context['run_id'])}.{p['datatype']}"
+    def __init__(self, *, request: dict, catalog_conn_id: str | None = "eventindex_catalog",
+                 rucio_conn_id: str | None = "eventindex_rucio", metadata_conn_id: str | None = "eventindex_metadata",
+                 panda_conn_id: str | None = "eventindex_panda", **kwargs):
+        super().__init__(**kwargs)
+        self.request = request
+        self.catalog_conn_id, self.rucio_conn_id = catalog_conn_id, rucio_conn_id
+        self.metadata_conn_id, self.panda_conn_id = metadata_conn_id, panda_conn_id
+
+    def runner(self, context, catalog: bool = False, ddm: bool = False) -> PickRunner:
+        meta = MetadataHook(metadata_conn_id=self.metadata_conn_id)
+        settings = meta.settings
+        return PickRunner(CatalogHook(self.catalog_conn_id, metadata_conn_id=self.metadata_conn_id).get_catalog()
+                          if catalog else None,
+                          RucioHook(self.rucio_conn_id, metadata_conn_id=self.metadata_conn_id).get_client()
+                          if ddm else None,
+                          meta.get_engine(), settings.work_area, settings.picks_dir, context["run_id"])
+
+    def checked_request(self) -> PickRequest:
+        return PickRequest.of(self.request)
 
 
 def record_failure(context) -> None:
     """Task failure callback (after the last try): the request is listed as failed, with the task and the reason."""
-    picking.record(_engine(), context["run_id"], "failed",
-                   summary={"error": f"{context['ti'].task_id}: {context.get('exception')}"})
+    conn_id = getattr(context["ti"].task, "metadata_conn_id", "eventindex_metadata")
+    record(MetadataHook(metadata_conn_id=conn_id).get_engine(), context["run_id"], "failed",
+           summary={"error": f"{context['ti'].task_id}: {context.get('exception')}"})
 
 
-class PickPlanOperator(BaseOperator):
-    """Checks the request before any work, sorts and de-duplicates it, and splits it per run into chunks.
+class PickPlanOperator(PickOperator):
+    """Checks the request before any work, sorts and de-duplicates it, and splits it per run into chunks (their
+    URIs are the XCom; the checked request's options go to the XCom ``request``).
 
     A request whose output dataset already holds its result (a finished run cleared, or the same request again)
     changes nothing: the earlier summary is logged and pushed as the XCom ``summary``, and the rest is skipped."""
 
     def execute(self, context) -> list[str]:
-        p = context["params"]
         try:
-            req = picking.make_request(p["events"], p["datatype"], p.get("project"), p.get("stream"),
-                                       p.get("version"), p.get("output"), p.get("max_events"))
-            if p.get("backend") == "panda":
-                try:
-                    PandaHook().get_config()
-                except ValueError as exc:
-                    raise picking.BadRequest(str(exc)) from None
-            digest = picking.request_digest(req)
-            previous = picking.previous_result(_engine(), RucioHook().get_client(), _output_name(context), digest)
-        except picking.BadRequest as exc:
+            req = PickRequest.from_params(self.request)
+            if req.backend == "panda":
+                PandaHook(self.panda_conn_id).get_config()
+            runner = self.runner(context, ddm=True)
+            previous = runner.begin(req)
+        except (BadInput, ConfigurationError) as exc:
             raise AirflowFailException(f"bad picking request: {exc}") from None
         if previous is not None:
             self.log.info("already done by %s: found %d, missing %d, output %s; nothing to do",
                           previous["request_id"], previous["found"], previous["missing"], previous["output_dataset"])
             context["ti"].xcom_push(key="summary", value=previous)
             raise AirflowSkipException(f"the output {previous['output_dataset']} already holds this request's result")
-        folder = _workdir(context)
-        paths = []
-        for k, chunk in enumerate(picking.run_chunks(req.events, MAX_CHUNKS)):
-            path = folder / f"chunk-{k:04d}.npy"
-            np.save(path, chunk)
-            paths.append(str(path))
-        params = {k: v for k, v in p.items() if k != "events"} | {"digest": digest}
-        picking.record(_engine(), context["run_id"], "planned", params, len(req.events))
+        chunks = runner.split(req)
+        context["ti"].xcom_push(key="request", value=req.options())
         self.log.info("%d events (%d duplicates dropped) in %d chunks", len(req.events), req.duplicates_in_request,
-                      len(paths))
-        return paths
+                      len(chunks))
+        return chunks
 
 
-class PickLookupOperator(BaseOperator):
-    """GUID lookup of one chunk of runs in the catalogue (vectorized)."""
+class PickLookupOperator(PickOperator):
+    """GUID lookup of one chunk of runs in the catalogue (vectorized); returns the URI of what it found."""
 
-    template_fields = ("chunk",)
+    template_fields = (*PickOperator.template_fields, "chunk_uri")
 
-    def __init__(self, *, chunk: str, **kwargs):
+    def __init__(self, *, chunk_uri: str, **kwargs):
         super().__init__(**kwargs)
-        self.chunk = chunk
+        self.chunk_uri = chunk_uri
 
     def execute(self, context) -> str:
-        p = context["params"]
-        req = picking.Request(np.load(self.chunk), p["datatype"], p.get("project"), p.get("stream"),
-                              p.get("version") or None)
-        found, missing = picking.lookup(CatalogHook().get_catalog(), req, req.events)
-        out = Path(self.chunk).with_suffix(".found.json")
-        out.write_text(json.dumps({"found": found, "missing": missing}))
-        self.log.info("%s: %d found, %d missing", Path(self.chunk).name, len(found), len(missing))
-        return str(out)
+        return self.runner(context, catalog=True).lookup(self.checked_request(), self.chunk_uri)
 
 
-class PickResolveOperator(BaseOperator):
-    """Dataset and replicas of each GUID from Rucio; groups the files into extraction jobs."""
+class PickResolveOperator(PickOperator):
+    """Dataset and replicas of each GUID from Rucio; groups the files into extraction jobs. Returns the job numbers
+    (mapped over by the extraction) and pushes the plan's URI as the XCom ``plan_uri``."""
+
+    template_fields = (*PickOperator.template_fields, "found_uris")
+
+    def __init__(self, *, found_uris: list[str], **kwargs):
+        super().__init__(**kwargs)
+        self.found_uris = found_uris
 
     def execute(self, context) -> list[int]:
-        folder = _workdir(context)
-        found, missing = [], []
-        for path in sorted(folder.glob("chunk-*.found.json")):
-            data = json.loads(path.read_text())
-            found += data["found"]
-            missing += data["missing"]
-        files_per_job = int(context["params"].get("files_per_job") or 10)
-        files, datasets, jobs = picking.resolve(RucioHook().get_client(), found, files_per_job)
-        plan = picking.Plan(found, missing, files, datasets, jobs)
-        (folder / "plan.json").write_text(json.dumps(plan.to_dict()))
-        self.log.info("plan: %s", plan.summary())
-        return list(range(len(jobs)))
+        try:
+            plan_uri, njobs = self.runner(context, ddm=True).resolve(self.checked_request(), list(self.found_uris))
+        except NotFound as exc:  # a GUID no dataset holds, a file without replica: retrying changes nothing
+            raise AirflowFailException(str(exc)) from None
+        context["ti"].xcom_push(key="plan_uri", value=plan_uri)
+        self.log.info("plan %s: %d extraction jobs", plan_uri, njobs)
+        return list(range(njobs))
 
 
-class PickExtractOperator(BaseOperator):
+class PickExtractOperator(PickOperator):
     """One extraction job. ``local`` backend: runs here. ``panda`` backend: submitted through panda-client, then the
     task defers to :class:`PandaJobTrigger` (no worker slot while the job waits or runs); a job that fails, or is not
     finished within ``job_timeout_minutes`` (e.g. staging from tape), is killed and the task fails, to be retried
-    with a new job."""
+    with a new job. Killing the task kills its PanDA job."""
 
-    template_fields = ("job",)
+    template_fields = (*PickOperator.template_fields, "plan_uri", "job")
 
-    def __init__(self, *, job: int, **kwargs):
+    def __init__(self, *, plan_uri: str, job: int, **kwargs):
         super().__init__(**kwargs)
-        self.job = job
+        self.plan_uri, self.job = plan_uri, job
+        self.panda_id: int | None = None
 
     def execute(self, context):
-        folder = _workdir(context)
-        plan = json.loads((folder / "plan.json").read_text())
-        job = int(self.job)
-        if (context["params"].get("backend") or "local") == "local":
-            return self._save(folder, job, picking.extract(plan["files"], plan["jobs"][job], folder / "output", job))
-        cfg = PandaHook().get_config()
-        attempt = context["ti"].try_number
-        spec = panda.job_spec(cfg, re.sub(r"[^A-Za-z0-9_.-]", "_", context["run_id"]), job, attempt, plan["files"],
-                              plan["jobs"][job], folder / "output", _output_name(context))
-        [panda_id] = panda.PandaJobs(cfg).submit([spec])  # PandaError: the task fails and is retried
-        self.log.info("job %d (%d input files): PanDA job %d, attempt %d", job, len(plan["jobs"][job]), panda_id,
-                      attempt)
-        timeout = float(context["params"].get("job_timeout_minutes") or 360) * 60
-        self.defer(trigger=PandaJobTrigger.for_job(panda_id, cfg, timeout), method_name="execute_complete",
+        req, runner = self.checked_request(), self.runner(context)
+        if req.backend == "local":
+            return runner.extract(self.plan_uri, int(self.job))
+        jobs = PandaHook(self.panda_conn_id).get_jobs()
+        spec = runner.panda_job(jobs.cfg, req, self.plan_uri, int(self.job), context["ti"].try_number)
+        [self.panda_id] = jobs.submit([spec])  # PandaError: the task fails and is retried
+        self.log.info("job %s (%d input files): PanDA job %d, attempt %d", self.job, spec.nInputFiles, self.panda_id,
+                      context["ti"].try_number)
+        timeout = req.job_timeout_minutes * 60
+        self.defer(trigger=PandaJobTrigger(self.panda_id, self.panda_conn_id, timeout), method_name="execute_complete",
                    timeout=timedelta(seconds=timeout + 600))
 
-    def execute_complete(self, context, event: dict) -> str:
-        folder, job, panda_id = _workdir(context), int(self.job), event["panda_id"]
+    def execute_complete(self, context, event: dict) -> dict:
+        panda_id = event["panda_id"]
         if event["state"] == "finished":
-            outputs = panda.job_outputs(event, folder / "output")
-            if len(outputs) != 1:
-                raise AirflowException(f"PanDA job {panda_id} finished with {len(outputs)} output files, not 1")
-            self.log.info("PanDA job %d finished: %s, %d events", panda_id, outputs[0]["lfn"], outputs[0]["nevents"])
-            return self._save(folder, job, outputs[0])
+            output = self.runner(context).panda_output(event)
+            self.log.info("PanDA job %d finished: %s, %d events", panda_id, output["lfn"], output["nevents"])
+            return output
         if event["state"] == "timeout":
-            try:
-                panda.PandaJobs(PandaHook().get_config()).kill([panda_id])
-            except panda.PandaError as exc:
-                self.log.warning("could not kill PanDA job %d: %s", panda_id, exc)
+            self._kill(panda_id)
             raise AirflowException(f"PanDA job {panda_id} {event['error']}: killed; the task is retried")
         raise AirflowException(f"PanDA job {panda_id} {event['state']}: {event.get('error') or 'no error given'}")
 
-    @staticmethod
-    def _save(folder: Path, job: int, output: dict) -> str:
-        path = folder / f"output-{job:05d}.json"
-        path.write_text(json.dumps(output))
-        return str(path)
+    def on_kill(self) -> None:
+        if self.panda_id is not None:
+            self._kill(self.panda_id)
+
+    def _kill(self, panda_id: int) -> None:
+        try:
+            PandaHook(self.panda_conn_id).get_jobs().kill([panda_id])
+        except PandaError as exc:
+            self.log.warning("could not kill PanDA job %d: %s", panda_id, exc)
 
 
-class PickFinishOperator(BaseOperator):
-    """Verifies every found event is in the output exactly once, registers the output dataset, records the summary."""
+class PickFinishOperator(PickOperator):
+    """Verifies every found event is in the output exactly once, registers the output dataset, records the summary
+    (the return value and the XCom ``summary``)."""
+
+    template_fields = (*PickOperator.template_fields, "plan_uri", "outputs")
+
+    def __init__(self, *, plan_uri: str, outputs: list[dict], **kwargs):
+        super().__init__(**kwargs)
+        self.plan_uri, self.outputs = plan_uri, outputs
 
     def execute(self, context) -> dict:
-        p = context["params"]
-        folder = _workdir(context)
-        plan = json.loads((folder / "plan.json").read_text())
-        outputs = [json.loads((folder / f"output-{job:05d}.json").read_text()) for job in range(len(plan["jobs"]))]
+        runner = self.runner(context, ddm=True)
         try:
-            checked = picking.verify(outputs, plan["found"])
-        except picking.EventIndexError as exc:
-            picking.record(_engine(), context["run_id"], "failed", summary={"error": str(exc)})
+            summary = runner.finish(self.checked_request(), self.plan_uri, list(self.outputs or []))
+        except ValidationFailed as exc:
             raise AirflowFailException(str(exc)) from None
-        did = picking.register_output(RucioHook().get_client(), _output_name(context), outputs) if outputs else None
-        summary = picking.summarize(plan, outputs, checked, did, p.get("backend") or "local")
-        picking.record(_engine(), context["run_id"], "done", summary=summary)
-        self.log.info("found %d, missing %d, output %s", summary["found"], summary["missing"], did)
-        for m in plan["missing"][:20]:
+        self.log.info("found %d, missing %d, output %s", summary["found"], summary["missing"],
+                      summary["output_dataset"])
+        for m in summary["missing_events"][:20]:
             self.log.info("missing: run %s event %s (%s)", m["run"], m["event"], m["reason"])
+        context["ti"].xcom_push(key="summary", value=summary)
         return summary

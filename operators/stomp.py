@@ -7,28 +7,23 @@ from airflow.sdk import BaseOperator
 
 from eventindex import announcements
 from eventindex.messaging import drain
-from eventindex.metadata import make_engine, upgrade
 
-from .hooks import CatalogHook, StompHook
-
-
-def _engine():
-    engine = make_engine(CatalogHook().get_settings().metadata_url)
-    upgrade(engine)
-    return engine
+from .hooks import CatalogHook, MetadataHook, StompHook
 
 
 class StompDrainOperator(BaseOperator):
-    def __init__(self, *, max_messages: int = 500, idle_s: float = 2.0, **kwargs):
+    def __init__(self, *, max_messages: int = 500, idle_s: float = 2.0, stomp_conn_id: str = "eventindex_stomp",
+                 metadata_conn_id: str = "eventindex_metadata", **kwargs):
         super().__init__(**kwargs)
         self.max_messages, self.idle_s = max_messages, idle_s
+        self.stomp_conn_id, self.metadata_conn_id = stomp_conn_id, metadata_conn_id
 
     def execute(self, context) -> dict:
-        target = StompHook().get_target()
+        target = StompHook(self.stomp_conn_id).get_target()
         if target is None:
-            self.log.info("no broker configured (connection eventindex_stomp): nothing to drain")
+            self.log.info("no broker configured (connection %s): nothing to drain", self.stomp_conn_id)
             return {"handled": 0, "poison": 0}
-        engine = _engine()
+        engine = MetadataHook(self.metadata_conn_id).get_engine()
         counts = drain(target, lambda body: announcements.record(engine, announcements.parse_announcement(body)),
                        self.max_messages, self.idle_s)
         for reason in counts.get("poison_reasons", []):
@@ -38,13 +33,14 @@ class StompDrainOperator(BaseOperator):
 
 
 class PendingAnnouncementsOperator(BaseOperator):
-    def __init__(self, *, limit: int = 500, **kwargs):
+    def __init__(self, *, limit: int = 500, catalog_conn_id: str = "eventindex_catalog",
+                 metadata_conn_id: str = "eventindex_metadata", **kwargs):
         super().__init__(**kwargs)
-        self.limit = limit
+        self.limit, self.catalog_conn_id, self.metadata_conn_id = limit, catalog_conn_id, metadata_conn_id
 
     def execute(self, context) -> list[dict]:
-        loaded = {r["name"] for r in CatalogHook().get_catalog().datasets()}
-        msgs = announcements.pending(_engine(), loaded, self.limit)
+        loaded = {r["name"] for r in CatalogHook(self.catalog_conn_id).get_catalog().datasets()}
+        msgs = announcements.pending(MetadataHook(self.metadata_conn_id).get_engine(), loaded, self.limit)
         self.log.info("%d announced dataset jobs to ingest", len(msgs))
         return [{"trigger_run_id": f"stomp__{m['dataset']}__{m['task_id']}__{m['job_id']}",
                  "conf": {"dataset": m["dataset"], "source": "stomp", "announcement": m}} for m in msgs]

@@ -7,26 +7,34 @@ from airflow.sdk import BaseOperator
 
 from eventindex import upstream
 
-from .hooks import CatalogHook, upstream_url
+from .hooks import CatalogHook, UpstreamHook
 
 
-def tier0_url() -> str:
-    return upstream_url("eventindex_tier0")
+class _Tier0Operator(BaseOperator):
+    def __init__(self, *, tier0_conn_id: str = "eventindex_tier0", catalog_conn_id: str = "eventindex_catalog",
+                 **kwargs):
+        super().__init__(**kwargs)
+        self.tier0_conn_id, self.catalog_conn_id = tier0_conn_id, catalog_conn_id
+
+    def loaded(self) -> set[str]:
+        return {r["name"] for r in CatalogHook(self.catalog_conn_id).get_catalog().datasets()}
+
+    def tier0_url(self) -> str:
+        return UpstreamHook(self.tier0_conn_id).get_url()
 
 
-class Tier0MarkDoneOperator(BaseOperator):
+class Tier0MarkDoneOperator(_Tier0Operator):
     """Flips READY -> DONE for the READY datasets that are now loaded in the catalogue."""
 
     def execute(self, context) -> list[str]:
-        url = tier0_url()
-        loaded = {r["name"] for r in CatalogHook().get_catalog().datasets()}
+        url, loaded = self.tier0_url(), self.loaded()
         done = [name for name in upstream.ready_datasets(url, limit=10_000) if name in loaded]
         flipped = upstream.mark_done(url, done)
         self.log.info("%d Tier-0 datasets DONE", flipped)
         return done
 
 
-class Tier0ReadyOperator(BaseOperator):
+class Tier0ReadyOperator(_Tier0Operator):
     """The READY datasets not loaded yet, as keyword sets for triggering one ingestion run each (capped per poll)."""
 
     def __init__(self, *, limit: int = 50, **kwargs):
@@ -34,8 +42,9 @@ class Tier0ReadyOperator(BaseOperator):
         self.limit = limit
 
     def execute(self, context) -> list[dict]:
-        loaded = {r["name"] for r in CatalogHook().get_catalog().datasets()}
-        ready = [n for n in upstream.ready_datasets(tier0_url(), limit=self.limit + len(loaded)) if n not in loaded]
+        loaded = self.loaded()
+        ready = [n for n in upstream.ready_datasets(self.tier0_url(), limit=self.limit + len(loaded))
+                 if n not in loaded]
         ready = ready[: self.limit]
         self.log.info("%d READY datasets to ingest", len(ready))
         return [{"trigger_run_id": f"tier0__{name}", "conf": {"dataset": name, "source": "tier0"}} for name in ready]

@@ -1,39 +1,42 @@
-"""Triggers (run by Airflow's triggerer, so a waiting task holds no worker slot)."""
+"""Triggers (run by Airflow's triggerer, so a waiting task holds no worker slot). Each serializes connection ids and
+job ids only: the configuration (server URL, token file) is read from the connection when the trigger runs."""
 
 from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import asdict
 from typing import Any, AsyncIterator
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
-from eventindex.panda import TERMINAL, PandaConfig, PandaError, PandaJobs
+from eventindex.errors import PandaError
+from eventindex.panda import TERMINAL, PandaJobs
+
+from .hooks import PandaHook
 
 
 class PandaJobTrigger(BaseTrigger):
     """Polls one PanDA job until it ends, or until ``timeout_seconds`` after ``started`` (e.g. stuck staging from
     tape): the event then says ``timeout`` and the task kills the job and fails, to be retried. Failed polls are
-    logged and polled again (PanDA being unreachable for a while is not the job's fault)."""
+    logged and polled again (PanDA being unreachable for a while is not the job's fault). A user who marks the
+    deferred task failed or clears it kills the job (:meth:`on_kill`)."""
 
-    def __init__(self, panda_id: int, config: dict, timeout_seconds: float, started: float | None = None):
+    def __init__(self, panda_id: int, panda_conn_id: str | None, timeout_seconds: float, started: float | None = None):
         super().__init__()
-        self.panda_id, self.config, self.timeout_seconds = int(panda_id), dict(config), float(timeout_seconds)
+        self.panda_id, self.panda_conn_id, self.timeout_seconds = int(panda_id), panda_conn_id, float(timeout_seconds)
         self.started = time.time() if started is None else float(started)
-
-    @classmethod
-    def for_job(cls, panda_id: int, cfg: PandaConfig, timeout_seconds: float) -> "PandaJobTrigger":
-        return cls(panda_id, asdict(cfg), timeout_seconds)
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return ("eventindex_airflow.triggers.PandaJobTrigger",
-                {"panda_id": self.panda_id, "config": self.config, "timeout_seconds": self.timeout_seconds,
-                 "started": self.started})
+                {"panda_id": self.panda_id, "panda_conn_id": self.panda_conn_id,
+                 "timeout_seconds": self.timeout_seconds, "started": self.started})
+
+    async def _jobs(self) -> PandaJobs:
+        cfg = await PandaHook(panda_conn_id=self.panda_conn_id).aget_config()
+        return await asyncio.to_thread(PandaJobs, cfg)
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
-        cfg = PandaConfig(**self.config)
-        jobs = await asyncio.to_thread(PandaJobs, cfg)
+        jobs = await self._jobs()
         last = None
         while True:
             try:
@@ -52,4 +55,9 @@ class PandaJobTrigger(BaseTrigger):
                 yield TriggerEvent({"panda_id": self.panda_id, "state": "timeout", "last": last,
                                     "error": f"still {last or 'unknown'} after {self.timeout_seconds:.0f} s"})
                 return
-            await asyncio.sleep(cfg.poll_seconds)
+            await asyncio.sleep(jobs.cfg.poll_seconds)
+
+    async def on_kill(self) -> None:
+        jobs = await self._jobs()
+        await asyncio.to_thread(jobs.kill, [self.panda_id])
+        self.log.info("PanDA job %d killed", self.panda_id)

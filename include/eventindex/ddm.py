@@ -9,6 +9,8 @@ therefore runs the same code against both.
 from __future__ import annotations
 
 import json
+import os
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterable, Iterator, Protocol
 
@@ -159,13 +161,32 @@ class LocalRucio:
         return row
 
 
+@contextmanager
+def _rucio_config(path: str | None):
+    if not path:
+        yield
+        return
+    saved = os.environ.get("RUCIO_CONFIG")
+    os.environ["RUCIO_CONFIG"] = path
+    try:
+        yield
+    finally:
+        if saved is None:
+            os.environ.pop("RUCIO_CONFIG", None)
+        else:
+            os.environ["RUCIO_CONFIG"] = saved
+
+
 class RealRucio:
     """The same interface over rucio-clients (configured by RUCIO_CONFIG or ``rucio.cfg``)."""
 
-    def __init__(self, **client_args):
+    def __init__(self, config: str | None = None, **client_args):
+        """``config``: a rucio.cfg for what the arguments do not say (CA, token cache, ...); rucio-clients reads its
+        path from the environment only, so it is set there while the client is made, and restored after."""
         from rucio.client import Client
 
-        self.client = Client(**client_args)
+        with _rucio_config(config):
+            self.client = Client(**client_args)
 
     def _call(self, fn, *args, **kwargs):
         from rucio.common import exception as rex

@@ -7,16 +7,11 @@ must not be retried); each is recorded in the metadata DB with the dataset, the 
 
 from __future__ import annotations
 
-import json
 import posixpath
-import shutil
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 
 import numpy as np
 import pyarrow.compute as pc
-import pyarrow.fs as pafs
-import pyarrow.parquet as pq
 import sqlalchemy as sa
 
 from . import metadata as md
@@ -27,6 +22,7 @@ from .errors import BadLoad, DIDNotFound, NotFound, Problem, ValidationFailed
 from .guid import format_guid
 from .naming import parse
 from .staging import uri_of
+from .workarea import WorkArea, read_parquet
 
 
 @dataclass
@@ -40,8 +36,8 @@ class Fetched:
         return asdict(self)
 
 
-def fetch(dataset: str, staging: str, workdir: str | Path) -> Fetched:
-    """Copy the dataset's producer outputs from the staging area to a local work folder, checking each checksum."""
+def fetch(dataset: str, staging: str, work: WorkArea) -> Fetched:
+    """Copy the dataset's producer outputs from the staging area to the run's work area, checking each checksum."""
     name = parse(dataset).name
     source = staging if posixpath.basename(staging.split("?")[0].rstrip("/")) == name else uri_of(staging, name)
     fs, found = find_staged(source)
@@ -49,17 +45,9 @@ def fetch(dataset: str, staging: str, workdir: str | Path) -> Fetched:
         raise NotFound(f"no producer output for {name} in {source}")
     staged = found[0]
     verify_staged(fs, staged)
-    folder = Path(workdir) / name
-    if folder.exists():
-        shutil.rmtree(folder)
-    folder.mkdir(parents=True)
-    local = []
-    for summary, path in zip(staged.summaries, staged.parquet_paths):
-        target = folder / posixpath.basename(path)
-        pafs.copy_files(path, str(target), source_filesystem=fs, destination_filesystem=pafs.LocalFileSystem())
-        (folder / posixpath.basename(path).replace(".parquet", ".summary.json")).write_text(json.dumps(summary))
-        local.append(str(target))
-    return Fetched(name, str(folder), local, staged.summaries)
+    work.clear(name)
+    copies = [work.copy_in(fs, path, f"{name}/{posixpath.basename(path)}") for path in staged.parquet_paths]
+    return Fetched(name, work.uri_of(name), copies, staged.summaries)
 
 
 def validate(fetched: Fetched, ddm, announcement: dict | None = None, allow_duplicates: bool = False) -> dict:
@@ -69,15 +57,16 @@ def validate(fetched: Fetched, ddm, announcement: dict | None = None, allow_dupl
     problems: list[Problem] = []
     counts: dict[str, int] = {}
     runs, events = [], []
-    for path in fetched.parquet:
+    for uri in fetched.parquet:
+        base = posixpath.basename(uri.split("?")[0])
         try:
-            table = pq.read_table(path)
+            table = read_parquet(uri)
             check_records(ds, table)
         except BadLoad as exc:
-            problems.append(Problem(name, Path(path).name, str(exc)))
+            problems.append(Problem(name, base, str(exc)))
             continue
         except Exception as exc:
-            problems.append(Problem(name, Path(path).name, f"unreadable index file ({exc})"))
+            problems.append(Problem(name, base, f"unreadable index file ({exc})"))
             continue
         vc = pc.value_counts(table.column(f"{ds.datatype}_guid"))
         for g, n in zip(vc.field("values").to_pylist(), vc.field("counts").to_pylist()):
@@ -141,7 +130,7 @@ def record_problems(metadata_url_or_engine, problems: list[Problem]) -> int:
 
 def load(catalog, fetched: Fetched):
     lfns = {guid_key(g["guid"]): {"lfn": g.get("lfn")} for s in fetched.summaries for g in s.get("guids", [])}
-    return catalog.load(fetched.dataset, fetched.parquet, files_meta=lfns)
+    return catalog.load(fetched.dataset, [read_parquet(uri) for uri in fetched.parquet], files_meta=lfns)
 
 
 def publish(catalog, dataset: str, obsolete_older: bool = False) -> dict:

@@ -15,11 +15,14 @@ from __future__ import annotations
 import json
 import os
 import shlex
-from dataclasses import dataclass
+import threading
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlparse
 
-from .errors import NotFound, PandaError
+from .errors import ConfigurationError, NotFound, PandaError
 
 TERMINAL = ("finished", "failed", "cancelled", "closed")
 REPORT = "jobReport.json"
@@ -29,40 +32,71 @@ REPORT = "jobReport.json"
 class PandaConfig:
     url: str  # the server's base URL, as PANDA_URL: https://pandaserver.cern.ch:25443/server/panda
     site: str = "ANALY_LOCAL"  # computingSite of the jobs
-    auth: str | None = None  # None: a grid proxy (X509_USER_PROXY); "oidc": a token (PANDA_AUTH_ID_TOKEN or file)
+    auth: str | None = None  # None: a grid proxy (X509_USER_PROXY); "oidc": an ID token (a file or the token itself)
     vo: str | None = None  # the VO for OIDC (PANDA_AUTH_VO)
     poll_seconds: float = 30.0
     token_file: str | None = None  # OIDC: a file holding the ID token (OIDC_AUTH_TOKEN_FILE)
+    id_token: str | None = field(default=None, repr=False)  # OIDC: the token itself (PANDA_AUTH_ID_TOKEN)
 
     @classmethod
-    def from_env(cls, env: dict[str, str] | None = None) -> PandaConfig | None:
-        env = os.environ if env is None else env
-        url = env.get("EVENTINDEX_PANDA_URL") or env.get("PANDA_URL")
-        if not url:
+    def from_settings(cls, settings) -> PandaConfig | None:
+        """The server the settings name (``$EVENTINDEX_PANDA_URL`` or ``$PANDA_URL``), or None."""
+        if not settings.panda_url:
             return None
-        return cls(url, env.get("EVENTINDEX_PANDA_SITE", "ANALY_LOCAL"), env.get("PANDA_AUTH"), env.get("PANDA_AUTH_VO"),
-                   float(env.get("EVENTINDEX_PANDA_POLL", "30")), env.get("OIDC_AUTH_TOKEN_FILE"))
+        return cls(settings.panda_url, settings.panda_site, settings.panda_auth, settings.panda_vo,
+                   settings.panda_poll_seconds, settings.panda_token_file, settings.panda_id_token)
+
+    def environment(self) -> dict[str, str]:
+        """What panda-client reads from the environment while it makes a call (it has no other way to be told)."""
+        env = {"PANDA_BEHIND_REAL_LB": "1"}  # else the import resolves the cache host through DNS
+        for key, value in (("PANDA_AUTH", self.auth), ("PANDA_AUTH_VO", self.vo),
+                           ("OIDC_AUTH_TOKEN_FILE", self.token_file), ("PANDA_AUTH_ID_TOKEN", self.id_token)):
+            if value:
+                env[key] = value
+        return env
+
+
+_ENV_LOCK = threading.RLock()
+
+
+@contextmanager
+def scoped_environment(cfg: PandaConfig):
+    """panda-client's settings in the environment for the length of one call, then the environment as it was.
+    Calls are serialized, so two configurations in one process (a triggerer following several servers) never mix."""
+    if cfg.auth == "oidc" and not (cfg.token_file or cfg.id_token):
+        # without one, panda-client starts an interactive device-authorization flow and exits the process on failure
+        raise ConfigurationError("PanDA OIDC authentication needs an ID token: set OIDC_AUTH_TOKEN_FILE (connection "
+                                 "eventindex_panda extra.token_file) or PANDA_AUTH_ID_TOKEN")
+    with _ENV_LOCK:
+        wanted = cfg.environment()
+        saved = {k: os.environ.get(k) for k in (*wanted, "PANDA_AUTH", "PANDA_AUTH_VO", "OIDC_AUTH_TOKEN_FILE",
+                                                 "PANDA_AUTH_ID_TOKEN")}
+        for key in saved:
+            os.environ.pop(key, None)
+        os.environ.update(wanted)
+        try:
+            yield
+        finally:
+            for key, value in saved.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
 
 
 def client(cfg: PandaConfig):
-    """``pandaclient.Client`` pointed at ``cfg.url`` (whatever it was imported with)."""
-    os.environ.setdefault("PANDA_BEHIND_REAL_LB", "1")  # else the import resolves the cache host through DNS
-    if cfg.auth:
-        os.environ["PANDA_AUTH"] = cfg.auth
-    if cfg.vo:
-        os.environ["PANDA_AUTH_VO"] = cfg.vo
-    if cfg.token_file:
-        os.environ["OIDC_AUTH_TOKEN_FILE"] = cfg.token_file
-    if cfg.auth == "oidc" and not any(k in os.environ for k in ("PANDA_AUTH_ID_TOKEN", "OIDC_AUTH_TOKEN_FILE",
-                                                                "OIDC_AUTH_ID_TOKEN")):
-        # without one, panda-client starts an interactive device-authorization flow and exits the process on failure
-        raise PandaError("PanDA OIDC authentication needs an ID token: set OIDC_AUTH_TOKEN_FILE (connection "
-                         "eventindex_panda extra.token_file) or PANDA_AUTH_ID_TOKEN")
-    from pandaclient import Client
+    """``pandaclient.Client`` pointed at ``cfg.url`` (whatever it was imported with); call it inside
+    :func:`scoped_environment`."""
+    with scoped_environment(cfg):
+        from pandaclient import Client
 
-    parsed = urlparse(cfg.url)
+    return _point(Client, cfg.url)
+
+
+def _point(Client, url: str):
+    parsed = urlparse(url)
     base = f"{parsed.scheme}://{parsed.netloc}/api/v1"
-    Client.baseURL = Client.baseURLSSL = Client.baseURLCSRVSSL = cfg.url
+    Client.baseURL = Client.baseURLSSL = Client.baseURLCSRVSSL = url
     Client.server_base_path = Client.server_base_path_ssl = Client.cache_base_path_ssl = base
     return Client
 
@@ -137,8 +171,13 @@ class PandaJobs:
         self.cfg = cfg
         self.client = client(cfg)
 
+    def _call(self, name: str, *args):
+        with scoped_environment(self.cfg):
+            _point(self.client, self.cfg.url)
+            return getattr(self.client, name)(*args)
+
     def submit(self, specs) -> list[int]:
-        status, out = self.client.submitJobs(specs)
+        status, out = self._call("submitJobs", specs)
         if status != 0 or not out:
             raise PandaError(f"PanDA {self.cfg.url} refused the submission (status {status}): {out}")
         ids = []
@@ -150,7 +189,7 @@ class PandaJobs:
 
     def status(self, ids: list[int]) -> dict[int, dict]:
         """PandaID -> {state, error, outputs: [{lfn, guid, fsize, checksum}]} (``None`` for ids PanDA does not know)."""
-        status, jobs = self.client.getJobStatus([int(i) for i in ids])
+        status, jobs = self._call("getJobStatus", [int(i) for i in ids])
         if status != 0 or jobs is None:
             raise PandaError(f"PanDA {self.cfg.url}: getJobStatus failed (status {status})")
         out = {}
@@ -168,9 +207,27 @@ class PandaJobs:
         return out
 
     def kill(self, ids: list[int]) -> None:
-        status, out = self.client.killJobs([int(i) for i in ids])
+        status, out = self._call("killJobs", [int(i) for i in ids])
         if status != 0:
             raise PandaError(f"PanDA {self.cfg.url}: killJobs failed (status {status}): {out}")
+
+    def wait(self, ids: list[int], timeout_s: float) -> dict[int, dict]:
+        """Poll until every job ended, or kill those still running after ``timeout_s`` (their state: ``timeout``).
+        The in-process counterpart of the DAG's trigger, for runs without Airflow."""
+        deadline, states = time.monotonic() + timeout_s, {}
+        while True:
+            pending = [i for i in ids if i not in states]
+            for pid, state in self.status(pending).items():
+                if state is not None and state["state"] in TERMINAL:
+                    states[pid] = state
+            pending = [i for i in ids if i not in states]
+            if not pending:
+                return states
+            if time.monotonic() > deadline:
+                self.kill(pending)
+                return {**states, **{i: {"state": "timeout", "error": f"not finished after {timeout_s:.0f} s",
+                                         "outputs": []} for i in pending}}
+            time.sleep(self.cfg.poll_seconds)
 
 
 def job_outputs(state: dict, out_dir: str | Path) -> list[dict]:
@@ -194,7 +251,7 @@ def run_job_command(argv: list[str]) -> dict:
     """The transformation (``eventindex extract-job``): read the entries, write the output, write jobReport.json."""
     import argparse
 
-    from .picking import extract
+    from .picking.extraction import extract
 
     p = argparse.ArgumentParser(prog="eventindex extract-job")
     p.add_argument("--out-dir", required=True)

@@ -37,6 +37,23 @@ class Settings:
     staging: str
     metadata_url: str
     stomp_url: str | None
+    # the work area between the tasks of a run (folder or object-store URI); default $EVENTINDEX_HOME/work
+    work: str = ""
+    # PanDA (the picking backend): the server's base URL as PANDA_URL, the site, OIDC authentication
+    panda_url: str | None = None
+    panda_site: str = "ANALY_LOCAL"
+    panda_auth: str | None = None
+    panda_vo: str | None = None
+    panda_poll_seconds: float = 30.0
+    panda_token_file: str | None = None
+    panda_id_token: str | None = None
+    # Airflow's REST API, for `eventindex pick`: AIRFLOW_URL wins over the URL `make up` wrote to $AIRFLOW_HOME/api_url
+    airflow_url: str | None = None
+    airflow_home: str = "airflow_home"
+    airflow_user: str = "admin"
+    airflow_password: str | None = None
+    # the real Rucio client's configuration file (rucio-clients reads RUCIO_CONFIG itself; kept for messages)
+    rucio_config: str | None = None
 
     @property
     def world_dir(self) -> Path:
@@ -45,6 +62,20 @@ class Settings:
     @property
     def catalog_dir(self) -> Path:
         return self.home / "catalog"
+
+    @property
+    def work_area(self) -> str:
+        return self.work or str(self.home / "work")
+
+    @property
+    def picks_dir(self) -> Path:
+        """Where the local backend of event picking writes its output files (the local RSE of the outputs)."""
+        return self.home / "picks"
+
+    @property
+    def local_rucio_url(self) -> str:
+        """The embedded data catalogue (Rucio's interface on SQLite), next to the metadata DB."""
+        return f"sqlite:///{self.home / 'rucio.sqlite'}"
 
     @property
     def stomp(self) -> StompTarget | None:
@@ -59,4 +90,17 @@ class Settings:
             staging=env.get("EVENTINDEX_STAGING") or str(home / "staging"),
             metadata_url=env.get("EVENTINDEX_METADATA_URL") or f"sqlite:///{home / 'metadata.sqlite'}",
             stomp_url=env.get("EVENTINDEX_STOMP_URL") or None,
+            work=env.get("EVENTINDEX_WORK") or str(home / "work"),
+            panda_url=env.get("EVENTINDEX_PANDA_URL") or env.get("PANDA_URL") or None,
+            panda_site=env.get("EVENTINDEX_PANDA_SITE") or "ANALY_LOCAL",
+            panda_auth=env.get("PANDA_AUTH") or None,
+            panda_vo=env.get("PANDA_AUTH_VO") or None,
+            panda_poll_seconds=float(env.get("EVENTINDEX_PANDA_POLL") or 30),
+            panda_token_file=env.get("OIDC_AUTH_TOKEN_FILE") or None,
+            panda_id_token=env.get("PANDA_AUTH_ID_TOKEN") or None,
+            airflow_url=(env.get("AIRFLOW_URL") or "").rstrip("/") or None,
+            airflow_home=env.get("AIRFLOW_HOME") or "airflow_home",
+            airflow_user=env.get("EVENTINDEX_AIRFLOW_USER") or "admin",
+            airflow_password=env.get("EVENTINDEX_AIRFLOW_PASSWORD") or None,
+            rucio_config=env.get("RUCIO_CONFIG") or None,
         )

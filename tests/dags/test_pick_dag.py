@@ -9,8 +9,7 @@ from eventindex.settings import Settings
 from tests.conftest import dataset, dataset_events, event_payloads
 from tests.dags.conftest import task_states
 
-DEFAULTS = {"project": None, "stream": None, "version": None, "output": None, "max_events": None, "backend": "local",
-            "files_per_job": 10, "job_timeout_minutes": 360}
+from eventindex.picking.request import DEFAULTS
 
 
 def _conf(**params) -> dict:
