@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field, replace
 
-from ..errors import BadSelection
+from ..errors import BadSelection, EventIndexError
 from ..guid import normalize_guid
 from ..naming import DATATYPE_RE, PROJECT_RE, STREAM_RE, TAG_RE
 
