@@ -11,8 +11,9 @@ setup:
 setup-test:
 	@scripts/setup.sh --test
 
+# The main job end to end, with Airflow running the DAGs (the library-only path: .venv/bin/eventindex demo).
 demo: setup
-	$(VENV)/bin/eventindex demo --loader airflow
+	$(VENV)/bin/python -m eventindex_airflow.demo
 
 # Real services (ActiveMQ) are started and stopped by the test harness itself (tests/conftest.py).
 test: setup-test

@@ -7,9 +7,10 @@
    measured on a 2,000-event sample and scaled (what a naive client of a lookup service would do).
 2. End to end with the local backend on the demo world: plan, extract every found event into output ROOT
    files, verify.
-3. The same extraction through the PanDA backend: jobs submitted with panda-client to the PanDA STAND-IN of
+3. The same request through the PanDA backend: jobs submitted with panda-client to the PanDA STAND-IN of
    harness/panda_standin.py on loopback (its pilot runs each job's transformation as a process), polled until finished,
    outputs verified: the cost of the PanDA path (serialisation, HTTP, one process per job, polling) next to local.
+Parts 2 and 3 run the request with the one runner of its steps (``PickRunner.run``), as the demo and the tests do.
 """
 
 from __future__ import annotations
@@ -66,7 +67,7 @@ def main() -> None:
         pairs = np.array(sample[: args.request], dtype=np.uint64)
         text = "\n".join(f"{r} {e}" for r, e in pairs.tolist())
         t = time.perf_counter()
-        req = picking.make_request(text, "AOD")
+        req = picking.PickRequest.from_params({"events": text, "datatype": "AOD"})
         plan = picking.plan(cat, ddm, req)
         plan_s = time.perf_counter() - t
         probe = pairs[:2000]
@@ -92,19 +93,22 @@ def main() -> None:
         keys = sorted(set(keys))
         chosen = [keys[i] for i in sorted(rng.choice(len(keys), min(args.request, len(keys)), replace=False))]
         text = "\n".join(f"{r} {e}" for r, e in chosen)
+        from eventindex.metadata import make_engine
+
+        engine = make_engine(f"sqlite:///{home / 'meta.sqlite'}")
+        params = {"events": text, "datatype": "AOD", "version": "f961_m1831"}
         t = time.perf_counter()
-        req = picking.make_request(text, "AOD", version="f961_m1831")
-        plan2 = picking.plan(cat2, ddm2, req)
-        t_plan = time.perf_counter() - t
-        outputs = [picking.extract(plan2.files, job, home / "out", k) for k, job in enumerate(plan2.jobs)]
-        checked = picking.verify(outputs, plan2.found)
+        local = picking.PickRunner(cat2, ddm2, engine, str(work / "work"), home / "out", "bench-local").run(
+            picking.PickRequest.from_params({**params, "output": "user.bench.local.AOD"}))
         total = time.perf_counter() - t
         result["end_to_end_local"] = {"world_events": world["nevents"], "request": len(chosen),
-                                      "found": len(plan2.found), "files_in": len(plan2.files),
-                                      "files_out": len(outputs), "plan_s": round(t_plan, 2),
-                                      "total_s": round(total, 2), "verified": checked}
+                                      "found": local["found"], "files_in": local["input_files"],
+                                      "files_out": len(local["files"]),
+                                      "total_s": round(total, 2), "verified": {"duplicates": local["duplicates"]}}
         if not args.no_panda:
-            result["end_to_end_panda_standin"] = _panda(plan2, home / "panda-out", work / "grid", t_plan)
+            request = picking.PickRequest.from_params({**params, "output": "user.bench.panda.AOD", "backend": "panda"})
+            result["end_to_end_panda_standin"] = _panda(picking.PickRunner(
+                cat2, ddm2, engine, str(work / "work"), home / "panda-out", "bench-panda"), request, work / "grid")
     finally:
         shutil.rmtree(work, ignore_errors=True)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
@@ -123,12 +127,11 @@ def main() -> None:
     print(md)
 
 
-def _panda(plan, out_dir: Path, grid: Path, plan_s: float) -> dict:
-    """Extract ``plan`` through panda-client and the stand-in; the time includes the plan (as the local figure)."""
-    import os
+def _panda(runner, request, grid: Path) -> dict:
+    """The request through panda-client and the stand-in (jobs polled every 0.5 s), verified."""
     import secrets
 
-    from eventindex import panda, picking
+    from eventindex import panda
     from eventindex_harness.panda_standin import PandaStandIn
 
     grid.mkdir(parents=True, exist_ok=True)
@@ -136,26 +139,12 @@ def _panda(plan, out_dir: Path, grid: Path, plan_s: float) -> dict:
     url = standin.start()
     token = grid / "token"
     token.write_text(standin.token)
-    os.environ.update({"PANDA_BEHIND_REAL_LB": "1", "PANDA_AUTH": "oidc", "PANDA_AUTH_VO": "atlas"})
     cfg = panda.PandaConfig(url, auth="oidc", vo="atlas", poll_seconds=0.5, token_file=str(token))
     try:
         t = time.perf_counter()
-        jobs = panda.PandaJobs(cfg)
-        specs = [panda.job_spec(cfg, "bench", k, 1, plan.files, guids, out_dir, "user.bench.picked.AOD")
-                 for k, guids in enumerate(plan.jobs)]
-        ids = jobs.submit(specs)
-        while True:
-            states = jobs.status(ids)
-            if all(s["state"] in panda.TERMINAL for s in states.values()):
-                break
-            time.sleep(cfg.poll_seconds)
-        failed = [s for s in states.values() if s["state"] != "finished"]
-        if failed:
-            raise RuntimeError(f"PanDA stand-in jobs failed: {failed}")
-        outputs = [o for pid in ids for o in panda.job_outputs(states[pid], out_dir)]
-        checked = picking.verify(outputs, plan.found)
-        return {"jobs": len(ids), "poll_s": cfg.poll_seconds, "total_s": round(time.perf_counter() - t + plan_s, 2),
-                "verified": checked}
+        summary = runner.run(request, panda.PandaJobs(cfg))
+        return {"jobs": len(summary["files"]), "poll_s": cfg.poll_seconds,
+                "total_s": round(time.perf_counter() - t, 2), "verified": {"duplicates": summary["duplicates"]}}
     finally:
         standin.stop()
 

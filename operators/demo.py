@@ -1,15 +1,14 @@
-"""`make demo`'s Airflow steps, run by Airflow itself (``dag.test()``, no scheduler needed), on the embedded defaults:
-every produced dataset of the demo world through the eventindex_ingest DAG (one line per dataset), or one picking
-request through eventindex_pick (its summary).
+"""`make demo`: the main job end to end on the embedded defaults, with Airflow itself running the DAGs
+(``dag.test()``: no scheduler or server needed). Steps 1-2 (world, producer) and 4 (queries) are the library's
+(:mod:`eventindex.demo`); step 3 ingests every staged dataset through ``eventindex_ingest`` and step 5 picks events
+through ``eventindex_pick``.
 
-    python -m eventindex_airflow.demo [--staging DIR]
-    python -m eventindex_airflow.demo --pick EVENTS_FILE --output NAME [--version TAG]
+    python -m eventindex_airflow.demo [--fresh] [--seed S --runs N --events-per-run M --lumi-blocks L --mc-events K]
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import sys
@@ -20,77 +19,110 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--staging")
-    ap.add_argument("--json", action="store_true", help="print a JSON summary at the end")
-    ap.add_argument("--pick", help="run eventindex_pick on this file of 'run event' lines instead")
-    ap.add_argument("--output", help="with --pick: the output dataset")
-    ap.add_argument("--version", help="with --pick: the AMI tag")
-    args = ap.parse_args()
-    warnings.filterwarnings("ignore", message="Using `httpx` with")  # fastapi's test client, used by dag.test()
+def _airflow_environment() -> None:
+    """Airflow's own configuration for a demo run inside the project (set before Airflow is imported)."""
     os.environ.setdefault("AIRFLOW_HOME", str(ROOT / "airflow_home"))
     os.environ.setdefault("AIRFLOW__CORE__DAGS_FOLDER", str(ROOT / "dags"))
     os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
     os.environ.setdefault("AIRFLOW__LOGGING__LOGGING_LEVEL", "WARNING")
+
+
+def _dags():
     from airflow.dag_processing.dagbag import DagBag
     from airflow.utils import db
 
-    from eventindex.catalog.loader import find_staged
-    from eventindex.settings import Settings
-
+    warnings.filterwarnings("ignore", message="Using `httpx` with")  # fastapi's test client, used by dag.test()
     logging.disable(logging.WARNING)
-    Path(os.environ["AIRFLOW_HOME"]).mkdir(parents=True, exist_ok=True)
-    db.initdb() if not (Path(os.environ["AIRFLOW_HOME"]) / "airflow.db").exists() else db.upgradedb()
-    settings = Settings.from_env()
-    if args.pick:
-        return _pick(DagBag(dag_folder=str(ROOT / "dags")).dags["eventindex_pick"], settings, args)
-    staging = args.staging or settings.staging
-    _, staged = find_staged(staging)
-    dag = DagBag(dag_folder=str(ROOT / "dags")).dags["eventindex_ingest"]
-    results, started = [], time.perf_counter()
+    home = Path(os.environ["AIRFLOW_HOME"])
+    home.mkdir(parents=True, exist_ok=True)
+    db.initdb() if not (home / "airflow.db").exists() else db.upgradedb()
+    return DagBag(dag_folder=str(ROOT / "dags")).dags
+
+
+def ingest(console, dag, settings) -> bool:
+    """Step 3: one eventindex_ingest run per staged dataset, a line each."""
+    from eventindex.catalog.loader import find_staged
+
+    console.print(f"3. ingesting every dataset through the eventindex_ingest DAG (Airflow dag.test), into the "
+                  f"catalogue {settings.catalog_dir}")
+    _, staged = find_staged(settings.staging)
+    ok, started = 0, time.perf_counter()
     for i, s in enumerate(staged, start=1):
         t = time.perf_counter()
-        run = dag.test(run_conf={"dataset": s.name, "staging_uri": staging, "source": "manual",
+        run = dag.test(run_conf={"dataset": s.name, "staging_uri": settings.staging, "source": "manual",
                                  "announcement": None, "obsolete_older": False})
-        states = {ti.task_id: str(ti.state) for ti in run.get_task_instances()}
-        results.append({"dataset": s.name, "state": str(run.state), "tasks": states,
-                        "seconds": round(time.perf_counter() - t, 2)})
-        print(f"   [{i}/{len(staged)}] {s.name}: {run.state} ({results[-1]['seconds']:.1f} s)", flush=True)
+        ok += str(run.state) == "success"
+        console.print(f"   [{i}/{len(staged)}] {s.name}: {run.state} ({time.perf_counter() - t:.1f} s)",
+                      highlight=False)
     seconds = time.perf_counter() - started
-    ok = sum(r["state"] == "success" for r in results)
-    print(f"   {ok}/{len(results)} ingestion runs succeeded in {seconds:.1f} s "
-          f"({len(results) / seconds * 3600:,.0f} datasets/hour through fetch -> validate -> load -> publish)")
-    if args.json:
-        print(json.dumps({"runs": results, "seconds": seconds}))
-    return 0 if ok == len(results) else 1
+    console.print(f"   {ok}/{len(staged)} ingestion runs succeeded in {seconds:.1f} s "
+                  f"({len(staged) / seconds * 3600:,.0f} datasets/hour through fetch -> validate -> load -> publish)")
+    return ok == len(staged)
 
 
-def _pick(dag, settings, args) -> int:
-    from eventindex import picking
+def pick(console, dag, settings, request) -> bool:
+    """Step 5: the request as one eventindex_pick run; its summary (or the earlier one, for a rerun)."""
     from eventindex.metadata import make_engine
+    from eventindex.picking import output_did, requests
 
     started = time.perf_counter()
-    run = dag.test(run_conf={"events": Path(args.pick).read_text(), "datatype": "AOD", "project": None,
-                             "stream": "physics_Main", "version": args.version, "output": args.output,
-                             "max_events": None, "backend": "local", "files_per_job": 10, "job_timeout_minutes": 360})
+    run = dag.test(run_conf=request.to_params())
     states = {ti.task_id: str(ti.state) for ti in run.get_task_instances()}
-    print(f"   eventindex_pick {run.run_id}: {run.state} in {time.perf_counter() - started:.1f} s "
-          f"(tasks: {', '.join(f'{k} {v}' for k, v in sorted(states.items()))})")
-    did = f"{'.'.join(args.output.split('.')[:2])}:{args.output}"
-    done = [r for r in picking.requests(make_engine(settings.metadata_url)) if r["output_dataset"] == did
-            and r["state"] == "done"]
+    console.print(f"   eventindex_pick {run.run_id}: {run.state} (tasks: "
+                  f"{', '.join(f'{k} {v}' for k, v in sorted(states.items()))})", highlight=False)
+    did = ":".join(output_did(request.output))
+    done = [r for r in requests(make_engine(settings.metadata_url), limit=1000)
+            if r["output_dataset"] == did and r["state"] == "done"]
     if str(run.state) != "success" or not done:
+        return False
+    import json
+
+    summary = {**json.loads(done[0]["summary"]), "request_id": done[0]["request_id"],
+               "rerun": done[0]["request_id"] != run.run_id}
+    from eventindex.demo import print_pick
+
+    print_pick(console, summary, time.perf_counter() - started)
+    return True
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m eventindex_airflow.demo", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--seed", type=int, default=2018)
+    for name in ("runs", "events-per-run", "lumi-blocks", "mc-events"):
+        ap.add_argument(f"--{name}", type=int)
+    ap.add_argument("--fresh", action="store_true", help="regenerate the world even if one exists")
+    args = ap.parse_args(argv)
+    _airflow_environment()
+    from rich.console import Console
+
+    from eventindex import demo
+    from eventindex.errors import EventIndexError
+    from eventindex.picking import PickRequest
+    from eventindex.settings import Settings
+
+    console, settings = Console(), Settings.from_env()
+    try:
+        config = demo.world_config(args.seed, args.runs, args.events_per_run, args.lumi_blocks, args.mc_events)
+        console.rule("[bold]EventIndex demo (embedded defaults, DAGs run by Airflow)")
+        console.print(f"EVENTINDEX_HOME = {settings.home}")
+        world = demo.prepare(console, settings, config, fresh=args.fresh)
+        dags = _dags()
+        if not ingest(console, dags["eventindex_ingest"], settings):
+            console.print("[red]some ingestion runs failed[/red]; the Airflow logs are in "
+                          f"{os.environ['AIRFLOW_HOME']}")
+            return 1
+        wanted = demo.queries(console, settings, world)
+        request = PickRequest.from_params({"events": wanted.events_file.read_text(), "datatype": wanted.datatype,
+                                           "stream": wanted.stream, "version": wanted.version,
+                                           "output": wanted.output})
+        if not pick(console, dags["eventindex_pick"], settings, request):
+            console.print(f"[red]the picking run failed[/red]; the Airflow logs are in {os.environ['AIRFLOW_HOME']}")
+            return 1
+    except EventIndexError as exc:
+        console.print(f"[red]error:[/red] {exc}", highlight=False)
         return 1
-    summary = json.loads(done[-1]["summary"])
-    if done[-1]["request_id"] != run.run_id:
-        print(f"   already done by {done[-1]['request_id']}: nothing changed (a rerun of a finished request)")
-    reasons = {}
-    for m in summary["missing_events"]:
-        reasons[m["reason"]] = reasons.get(m["reason"], 0) + 1
-    print(f"   found {summary['found']:,}, missing {summary['missing']:,} "
-          f"({', '.join(f'{k}: {v}' for k, v in reasons.items())}), duplicates {summary['duplicates']} -> "
-          f"{summary['output_dataset']} ({len(summary['files'])} file{'s' if len(summary['files']) != 1 else ''}, every found event verified once)")
+    console.print(f"   try: .venv/bin/eventindex pick --dry-run --events {wanted.events_file} --type AOD | picks")
     return 0
 
 

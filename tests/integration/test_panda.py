@@ -1,4 +1,4 @@
-"""The PanDA backend through the real panda-client against the PanDA STAND-IN (tests/panda_standin.py): what the
+"""The PanDA backend through the real panda-client against the PanDA STAND-IN (harness/panda_standin.py): what the
 client sends decodes to the jobs we mean, the jobs' transformation extracts exactly the planned events, and states,
 kills and an unreachable server come back as they should."""
 
@@ -8,6 +8,8 @@ import numpy as np
 import pytest
 
 from eventindex import panda, picking
+from eventindex.errors import ConfigurationError
+from eventindex.settings import Settings
 from tests.conftest import dataset, dataset_events, event_payloads
 from eventindex_harness.panda_standin import wait_for
 from eventindex_harness.ports import free_port
@@ -17,8 +19,13 @@ def _plan(picking_world, n=120, files_per_job=1):
     world, out, catalog, ddm = picking_world
     aod = dataset(world, "AOD", tag="f961_m1831")
     lines = "\n".join(f"{r} {e}" for r, e in _some_events(out, aod, n))
-    req = picking.make_request(lines, "AOD", version="f961_m1831", stream="physics_Main")
+    req = picking.PickRequest.from_params({"events": lines, "datatype": "AOD", "version": "f961_m1831",
+                                           "stream": "physics_Main"})
     return aod, picking.plan(catalog, ddm, req, files_per_job=files_per_job)
+
+
+def _config():
+    return panda.PandaConfig.from_settings(Settings.from_env())
 
 
 def _some_events(out, aod, n):
@@ -37,7 +44,7 @@ def test_jobs_reach_panda_as_built_and_extract_exactly_the_planned_events(pickin
     world, out, catalog, ddm = picking_world
     aod, plan = _plan(picking_world)
     assert len(plan.jobs) >= 2
-    cfg = panda.PandaConfig.from_env()
+    cfg = _config()
     specs = [panda.job_spec(cfg, "req1", k, 1, plan.files, guids, tmp_path / "out", "user.tester.p.AOD")
              for k, guids in enumerate(plan.jobs)]
     ids = panda.PandaJobs(cfg).submit(specs)
@@ -74,7 +81,7 @@ def test_jobs_reach_panda_as_built_and_extract_exactly_the_planned_events(pickin
 
 def test_a_failing_transformation_is_reported_failed_with_its_error(picking_world, panda_standin, tmp_path):
     _, plan = _plan(picking_world, n=10, files_per_job=50)
-    cfg = panda.PandaConfig.from_env()
+    cfg = _config()
     files = {g: {**f, "pfn": f"file://{tmp_path}/gone.root"} for g, f in plan.files.items()}
     [pid] = panda.PandaJobs(cfg).submit([panda.job_spec(cfg, "bad", 0, 1, files, plan.jobs[0], tmp_path, "user.t.x")])
     state = wait_for(lambda: (s := panda.PandaJobs(cfg).status([pid])[pid])["state"] in panda.TERMINAL and s)
@@ -84,7 +91,7 @@ def test_a_failing_transformation_is_reported_failed_with_its_error(picking_worl
 def test_a_stalled_job_can_be_killed_and_unknown_jobs_are_none(picking_world, panda_standin, tmp_path):
     _, plan = _plan(picking_world, n=10, files_per_job=50)
     panda_standin.faults["stall.00000.1"] = "stall"
-    cfg = panda.PandaConfig.from_env()
+    cfg = _config()
     jobs = panda.PandaJobs(cfg)
     [pid] = jobs.submit([panda.job_spec(cfg, "stall", 0, 1, plan.files, plan.jobs[0], tmp_path, "user.t.x")])
     wait_for(lambda: jobs.status([pid])[pid]["state"] == "activated")
@@ -106,12 +113,34 @@ def test_calls_without_the_right_token_are_refused(picking_world, panda_standin,
     _, plan = _plan(picking_world, n=5, files_per_job=50)
     wrong = tmp_path / "wrong-token"
     wrong.write_text("not-the-token")
-    cfg = panda.PandaConfig.from_env()
+    cfg = _config()
     spec = panda.job_spec(cfg, "x", 0, 1, plan.files, plan.jobs[0], tmp_path, "user.t.x")
     monkeypatch.setenv("OIDC_AUTH_TOKEN_FILE", str(wrong))
     with pytest.raises(panda.PandaError, match="refused"):
-        panda.PandaJobs(panda.PandaConfig.from_env()).submit([spec])
+        panda.PandaJobs(_config()).submit([spec])
     assert panda_standin.jobs == {}
     monkeypatch.delenv("OIDC_AUTH_TOKEN_FILE")
-    with pytest.raises(panda.PandaError, match="needs an ID token"):
-        panda.PandaJobs(panda.PandaConfig.from_env())
+    with pytest.raises(ConfigurationError, match="needs an ID token"):
+        panda.PandaJobs(_config())
+
+
+def test_a_whole_request_runs_in_process_through_panda_and_a_stalled_job_is_killed(picking_world, panda_standin):
+    world, out, catalog, ddm = picking_world
+    aod = dataset(world, "AOD", tag="f961_m1831")
+    chosen = _some_events(out, aod, 40)
+    events = "\n".join(f"{r} {e}" for r, e in chosen)
+    runner = picking.runner_for(Settings.from_env(), "inprocess1", catalog, ddm)
+    request = picking.PickRequest.from_params({"events": events, "datatype": "AOD", "backend": "panda",
+                                               "output": "user.tester.inproc.AOD", "files_per_job": 100})
+    summary = runner.run(request, panda.PandaJobs(_config()))
+    assert (summary["found"], summary["missing"], summary["backend"]) == (40, 0, "panda")
+    src = event_payloads(out / f["path"] for f in aod["files"])
+    got = event_payloads(runner.output_dir / lfn for lfn in summary["files"])
+    assert sorted(got) == sorted(e for _, e in chosen) and got == {e: src[e] for e in got}
+    # a job that never ends is killed after the timeout, and the request fails with the reason
+    panda_standin.faults[".00000.1"] = "stall"
+    stalled = picking.PickRequest.from_params({"events": events, "datatype": "AOD", "backend": "panda",
+                                               "output": "user.tester.stall.AOD", "job_timeout_minutes": 0.02})
+    with pytest.raises(panda.PandaError, match="timeout"):
+        picking.runner_for(Settings.from_env(), "inprocess2", catalog, ddm).run(stalled, panda.PandaJobs(_config()))
+    assert [j["jobStatus"] for j in panda_standin.jobs.values() if "inprocess2" in j["jobName"]] == ["cancelled"]

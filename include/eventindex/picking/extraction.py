@@ -72,6 +72,7 @@ def summarize(plan: dict, outputs: list[dict], checked: dict, output_dataset: st
     """The summary of a finished request (task log, XCom, metadata DB); ``plan`` as :meth:`Plan.to_dict`."""
     return {"found": len(plan["found"]), "missing": len(plan["missing"]), "duplicates": checked["duplicates"],
             "output_dataset": output_dataset, "files": [o["lfn"] for o in outputs], "datasets": plan["datasets"],
+            "input_files": len(plan["files"]),
             "backend": backend, "missing_events": plan["missing"][:1000]}
 
 
