@@ -1,0 +1,193 @@
+"""The catalogue's nouns: where an event is, how many pass a selection, the selection as a file, overlaps, and the
+datasets themselves (list, show, declare obsolete)."""
+
+from __future__ import annotations
+
+import json
+
+from .args import CommaList, add_command, add_selection_options, selection
+from .output import err, matrix_table, out, print_json, progress, table
+
+NOT_LOADED = "the catalogue is empty: run `eventindex demo`, or `eventindex load STAGING` after producing"
+
+
+def _catalog():
+    from ..catalog import open_catalog
+
+    return open_catalog()
+
+
+def register(sub) -> None:
+    p = add_command(sub, "lookup", "where is an event: its records and references per format",
+                    ["eventindex lookup 358031 1234567", "eventindex lookup 358031 1234567 --type AOD --json"])
+    p.add_argument("run", type=int)
+    p.add_argument("event", type=int)
+    p.add_argument("--project", help="project tag, e.g. data18_13TeV")
+    p.add_argument("--type", help="data type: RAW, AOD, DAOD_PHYS, ...")
+    p.add_argument("--version", help="AMI tag chain, or 'latest'")
+    p.add_argument("--json", action="store_true", help="the records as JSON (exit 3 when none)")
+    p.set_defaults(func=cmd_lookup)
+
+    p = add_command(sub, "count", "how many events pass a selection (records: add --type to count events once)",
+                    ["eventindex count --stream physics_Main --type RAW",
+                     "eventindex count --type AOD --version latest --trigger HLT_mu26_ivarmedium_L1MU14FCH --lumi 10-20"])
+    add_selection_options(p)
+    p.set_defaults(func=cmd_count)
+
+    p = add_command(sub, "select", "write the events passing a selection to a CSV, Parquet or JSON file",
+                    ["eventindex select --type AOD --stream physics_Main --lumi 1-5 --output events.csv",
+                     "eventindex select --dataset NAME --columns run_number,event_number,AOD_guid --output e.parquet"])
+    add_selection_options(p)
+    p.add_argument("--columns", action=CommaList, metavar="A,B", help="column names; comma-separated or repeated")
+    p.add_argument("--output", required=True, help="FILE.csv, FILE.parquet or FILE.json (in an existing folder)")
+    p.set_defaults(func=cmd_select)
+
+    p = add_command(sub, "overlaps", "events shared between streams or triggers",
+                    ["eventindex overlaps", "eventindex overlaps --type AOD --triggers HLT_e26_lhtight_ivarloose_"
+                     "L1EM22VHI,HLT_mu26_ivarmedium_L1MU14FCH"])
+    add_selection_options(p)
+    p.add_argument("--streams", action=CommaList, metavar="A,B",
+                   help="streams to compare (default: the three streams, RAW)")
+    p.add_argument("--triggers", action=CommaList, metavar="A,B", help="triggers to compare")
+    p.set_defaults(func=cmd_overlaps)
+
+    p = add_command(sub, "datasets", "the datasets in the catalogue",
+                    ["eventindex datasets", "eventindex datasets --all --json"])
+    p.add_argument("--all", action="store_true", help="include obsolete datasets")
+    p.add_argument("--json", action="store_true", help="one JSON list")
+    p.set_defaults(func=cmd_datasets)
+
+    p = add_command(sub, "show", "one dataset: counts, stages, load history",
+                    ["eventindex show data18_13TeV.00358031.physics_Main.daq.RAW"])
+    p.add_argument("dataset")
+    p.add_argument("--json", action="store_true", help="as JSON")
+    p.set_defaults(func=cmd_show)
+
+    p = add_command(sub, "obsolete", "hide a dataset from queries (kept in its history)",
+                    ["eventindex obsolete data18_13TeV.00358031.physics_Main.merge.AOD.r11969_r11784_p4072"])
+    p.add_argument("dataset")
+    p.set_defaults(func=cmd_obsolete)
+
+
+def cmd_lookup(args) -> int:
+    matches = _catalog().lookup(args.run, args.event, project=args.project, datatype=args.type, version=args.version)
+    if args.json:
+        print(json.dumps(matches))
+        return 0 if matches else 3
+    if not matches:
+        err.print(f"event {args.run} {args.event} is not in the catalogue")
+        if not _catalog().datasets():
+            err.print(NOT_LOADED)
+        return 3
+    from ..schema import stage_key
+
+    stages = sorted({s for m in matches for s in m["refs"]}, key=stage_key)
+    t = table(f"run {args.run} event {args.event}: {len(matches)} records", ["dataset", "lumi block", *stages])
+    for m in matches:
+        t.add_row(m["dataset"], str(m["lumi_block"]),
+                  *[f"{m['refs'][s]['guid']} #{m['refs'][s]['oid']}" if s in m["refs"] else "" for s in stages])
+    out.print(t)
+    return 0
+
+
+def cmd_count(args) -> int:
+    catalog = _catalog()
+    sel = selection(args)
+    n = catalog.count(sel)
+    print(json.dumps({"count": n}) if args.json else f"{n:,}")
+    formats = _formats_counted(catalog, sel)
+    if n == 0 and not catalog.datasets():
+        err.print(NOT_LOADED)
+    if len(formats) > 1:
+        err.print(f"note: counted records of {len(formats)} formats ({', '.join(formats)}): an event is counted once "
+                  "per format; add --type to count events", highlight=False, soft_wrap=True)
+    return 0
+
+
+def _formats_counted(catalog, sel) -> list[str]:
+    """The data types of the datasets a selection may count, from the dataset list alone (no scan)."""
+    if sel.datatype or sel.dataset or sel.guid:
+        return []
+    types = set()
+    for d in catalog.datasets(include_obsolete=sel.include_obsolete):
+        if (sel.project and d["project"] != sel.project) or (sel.stream and d["stream"] != sel.stream):
+            continue
+        if sel.version not in (None, "", "latest") and d["version"] != sel.version:
+            continue
+        if sel.runs and not any(a <= d["last_run"] and d["first_run"] <= b for a, b in sel.runs):
+            continue
+        types.add(d["datatype"])
+    from ..schema import stage_key
+
+    return sorted(types, key=stage_key)
+
+
+def cmd_select(args) -> int:
+    from ..export import output_format, write_selection
+
+    output_format(args.output)  # a wrong name or folder is refused before the catalogue is opened
+    catalog = _catalog()
+    sel = selection(args)
+    with progress() as bar:
+        task = bar.add_task("selecting", total=None)
+        written = write_selection(catalog, sel, args.columns or None, args.output,
+                                  progress=lambda done, total: bar.update(task, completed=done, total=total))
+    if args.json:
+        print(json.dumps({"count": written, "output": args.output}))
+    else:
+        out.print(f"{written:,} events written to {args.output}")
+    return 0
+
+
+def cmd_overlaps(args) -> int:
+    sel = selection(args)
+    triggers, streams = args.triggers, args.streams
+    if not triggers and not streams:
+        streams = ["physics_Main", "physics_MinBias", "express_express"]
+        if sel.datatype is None:
+            sel = sel.with_(datatype="RAW")
+    labels, matrix = _catalog().overlaps(sel, streams=streams or None, triggers=triggers or None)
+    if args.json:
+        print(json.dumps({"labels": labels, "matrix": matrix.tolist()}))
+        return 0
+    out.print(matrix_table("events shared (diagonal: events in each)", labels, matrix))
+    return 0
+
+
+def cmd_datasets(args) -> int:
+    rows = _catalog().datasets(include_obsolete=args.all)
+    if args.json:
+        print_json(rows)
+        return 0
+    if not rows:
+        err.print(NOT_LOADED)
+        return 0
+    t = table(f"{len(rows)} datasets in the catalogue", ["dataset", "status", "files", "events", "unique", "loaded"],
+              right=("files", "events", "unique"))
+    for r in rows:
+        t.add_row(r["name"], r["status"], str(r["nfiles"]), f"{r['nevents']:,}", f"{r['unique_events']:,}",
+                  str(r["loaded_at"])[:19])
+    out.print(t)
+    return 0
+
+
+def cmd_show(args) -> int:
+    row = _catalog().show(args.dataset)
+    if args.json:
+        print_json(row)
+        return 0
+    for key in ("name", "status", "project", "run_number", "dsid", "stream", "datatype", "version", "nfiles",
+                "nevents", "unique_events", "duplicates", "stages", "smks", "loaded_at", "obsolete_at"):
+        if row.get(key) is not None:
+            out.print(f"[bold]{key:>14}[/bold]  {row[key]}")
+    t = table("load history", ["at", "action", "load id", "events"])
+    for h in row["history"]:
+        t.add_row(str(h["at"])[:19], h["action"], h["load_id"] or "", str(h["nevents"] or ""))
+    out.print(t)
+    return 0
+
+
+def cmd_obsolete(args) -> int:
+    _catalog().mark_obsolete(args.dataset)
+    out.print(f"{args.dataset} marked obsolete (kept in the history, hidden from queries)")
+    return 0

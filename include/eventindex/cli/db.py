@@ -1,0 +1,38 @@
+"""The metadata DB: create or migrate its schema, print its DDL."""
+
+from __future__ import annotations
+
+from .args import add_command
+from .output import out
+
+
+def register(sub) -> None:
+    db = add_command(sub, "db", "the metadata DB", ["eventindex db upgrade",
+                                                    "eventindex db ddl --dialect sqlite"])
+    db_sub = db.add_subparsers(dest="db_command", required=True, metavar="COMMAND")
+    p = add_command(db_sub, "upgrade", "create or migrate the schema",
+                    ["eventindex db upgrade", "EVENTINDEX_METADATA_URL=postgresql://ei@db/ei eventindex db upgrade"])
+    p.set_defaults(func=cmd_upgrade)
+    p = add_command(db_sub, "ddl", "print the DDL", ["eventindex db ddl --dialect sqlite > schema.sqlite.sql"])
+    p.add_argument("--dialect", choices=["sqlite", "postgresql"], default="postgresql",
+                   help="SQL dialect (default postgresql)")
+    p.set_defaults(func=cmd_ddl)
+
+
+def cmd_upgrade(args) -> int:
+    from .. import metadata as md
+    from ..settings import Settings
+
+    settings = Settings.from_env()
+    if settings.metadata_url.startswith("sqlite:///"):
+        settings.home.mkdir(parents=True, exist_ok=True)  # SQLite creates the file, not its folder
+    url = settings.metadata_url
+    out.print(f"metadata DB {url.split('@')[-1]}: schema version {md.upgrade(md.make_engine(url))}")
+    return 0
+
+
+def cmd_ddl(args) -> int:
+    from .. import metadata as md
+
+    print(md.ddl(args.dialect), end="")
+    return 0

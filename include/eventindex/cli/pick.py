@@ -1,0 +1,151 @@
+"""Event picking: submit a request to Airflow (or plan it here with --dry-run), list requests, and run one
+extraction job (what a PanDA job runs). The calls into ``eventindex.picking`` are those of the Airflow DAG's."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+from ..errors import EventIndexError
+from .args import add_command, read_text_file
+from .output import err, out, progress, table
+
+NO_OPTIONS = "\x00"  # a prefix no argument starts with: extract-job hands every argument, dashes included, on
+
+
+def register(sub) -> None:
+    p = add_command(sub, "pick", "event picking: submit a request to Airflow, or plan it here (--dry-run)",
+                    ["eventindex pick --events events.txt --type AOD --out user.jdoe.picked.AOD",
+                     "eventindex pick --dry-run --events events.txt --type RAW --json"])
+    p.add_argument("--events", required=True, help="file of 'run event' pairs, one per line ('-' for stdin)")
+    p.add_argument("--type", required=True, help="data type: RAW, AOD, DAOD_PHYS, ...")
+    p.add_argument("--project", help="project tag, e.g. data18_13TeV")
+    p.add_argument("--stream", help="trigger stream, e.g. physics_Main")
+    p.add_argument("--version", help="AMI tag (default: the newest loaded)")
+    p.add_argument("--out", help="output dataset, e.g. user.jdoe.picked.AOD")
+    p.add_argument("--max", type=int, help="refuse requests with more events")
+    p.add_argument("--backend", choices=["local", "panda"], default="local",
+                   help="where extraction jobs run: this machine (default) or PanDA")
+    p.add_argument("--files-per-job", type=int, default=10, help="input files per extraction job (default 10)")
+    p.add_argument("--job-timeout", type=float, default=360,
+                   help="PanDA: minutes after which a job is killed and retried (default 360)")
+    p.add_argument("--dry-run", action="store_true", help="plan only (found/missing, datasets, files, jobs); "
+                                                          "needs no Airflow")
+    p.add_argument("--rucio", action="store_true", help="with --dry-run: a real Rucio (RUCIO_CONFIG)")
+    p.add_argument("--json", action="store_true", help="the result as JSON")
+    p.set_defaults(func=cmd_pick)
+
+    p = add_command(sub, "picks", "picking requests and their state",
+                    ["eventindex picks", "eventindex picks --limit 5 --json"])
+    p.add_argument("--limit", type=int, default=50, help="the newest N requests (default 50)")
+    p.add_argument("--json", action="store_true", help="one JSON list, parameters and summary as objects")
+    p.set_defaults(func=cmd_picks)
+
+    p = add_command(sub, "extract-job", "one extraction job (what a PanDA job runs); its options are the "
+                                        "transformation's: eventindex extract-job --help",
+                    ["eventindex extract-job --out-dir out --job 1 --lfn user.jdoe.picked.AOD._000001.pool.root "
+                     "--input file:///data/f1.root GUID 0,5,9"], add_help=False, prefix_chars=NO_OPTIONS)
+    p.add_argument("job_args", nargs=argparse.REMAINDER, help="--out-dir DIR --job N --lfn LFN "
+                                                              "--input PFN GUID ENTRIES ...")
+    p.set_defaults(func=cmd_extract_job)
+
+
+def cmd_pick(args) -> int:
+    from .. import picking
+    from ..ddm import LocalRucio, RealRucio
+    from ..settings import Settings
+
+    events = read_text_file(args.events, "a file of 'run event' lines")
+    req = picking.make_request(events, args.type, args.project, args.stream, args.version, args.out, args.max)
+    if args.dry_run:
+        settings = Settings.from_env()
+        ddm = RealRucio() if args.rucio else LocalRucio(settings.local_rucio_url)
+        started = time.perf_counter()
+        from ..catalog import open_catalog
+
+        plan = picking.plan(open_catalog(), ddm, req, args.files_per_job)
+        summary = {**plan.summary(), "requested": len(req.events), "duplicates": req.duplicates_in_request,
+                   "plan_seconds": round(time.perf_counter() - started, 3)}
+        if args.json:
+            print(json.dumps({**summary, "missing_events": plan.missing[:1000]}))
+        else:
+            out.print(f"{summary['found']:,} found, {summary['missing']:,} missing, in {len(plan.datasets)} datasets, "
+                      f"{summary['files']} files, {summary['jobs']} extraction jobs (planned in "
+                      f"{summary['plan_seconds']} s)")
+            for m in plan.missing[:10]:
+                out.print(f"  missing {m['run']} {m['event']}: {m['reason']}")
+        return 0
+    from ..airflow_api import AirflowAPI
+
+    api = AirflowAPI.from_env()
+    conf = {"events": events, "datatype": args.type, "project": args.project, "stream": args.stream,
+            "version": args.version, "output": args.out, "max_events": args.max, "backend": args.backend,
+            "files_per_job": args.files_per_job, "job_timeout_minutes": args.job_timeout}
+    run_id = api.trigger("eventindex_pick", conf)
+    err.print(f"submitted {run_id} to {api.url}")
+    with progress() as bar:
+        task = bar.add_task("picking", total=None)
+        state = api.wait("eventindex_pick", run_id, lambda done, total: bar.update(task, completed=done, total=total))
+    summary = None
+    if state == "success":
+        try:
+            summary = api.xcom("eventindex_pick", run_id, "verify_register_summary")
+        except EventIndexError:  # skipped: the output already held this request's result (a rerun changes nothing)
+            summary = api.xcom("eventindex_pick", run_id, "plan", key="summary")
+            err.print(f"already done by {summary['request_id']}: nothing changed")
+    if args.json:
+        print(json.dumps({"run_id": run_id, "state": state, **(summary or {})}))
+    elif summary:
+        out.print(f"{state}: {summary['found']:,} found, {summary['missing']:,} missing -> {summary['output_dataset']}")
+    else:
+        out.print(f"{state}: see the run {run_id} in the Airflow UI")
+    return 0 if state == "success" else 1
+
+
+def cmd_picks(args) -> int:
+    from .. import picking
+    from ..metadata import make_engine
+    from ..settings import Settings
+
+    settings = Settings.from_env()
+    if settings.metadata_url.startswith("sqlite:///") and not Path(settings.metadata_url[10:]).exists():
+        rows = []  # a fresh home: nothing was ever requested (and reading must not create the DB)
+    else:
+        rows = [_decoded(r) for r in picking.requests(make_engine(settings.metadata_url), args.limit)]
+    if args.json:
+        print(json.dumps(rows, default=str))
+        return 0
+    if not rows:
+        err.print("no picking requests yet: submit one with `eventindex pick --events FILE --type AOD`")
+        return 0
+    t = table(f"{len(rows)} picking requests",
+              ["request", "created", "state", "requested", "found", "missing", "output", "error"])
+    for r in rows:
+        t.add_row(r["request_id"], str(r["created"])[:19], r["state"], str(r["requested"]), str(r["found"] or ""),
+                  str(r["missing"] or ""), r["output_dataset"] or "", r["error"] or "")
+    out.print(t)
+    return 0
+
+
+def _decoded(row: dict) -> dict:
+    """The JSON text columns as objects (so that --json is JSON all the way down), and the summary's error."""
+    row = dict(row)
+    for key in ("params", "summary"):
+        if isinstance(row.get(key), str):
+            try:
+                row[key] = json.loads(row[key])
+            except ValueError:
+                pass
+    summary = row.get("summary")
+    row["error"] = summary.get("error") if isinstance(summary, dict) else None
+    return row
+
+
+def cmd_extract_job(args) -> int:
+    from ..panda import run_job_command
+
+    result = run_job_command(args.job_args)
+    out.print(f"{result['nevents']} events -> {result['path']}")
+    return 0

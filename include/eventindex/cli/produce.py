@@ -1,0 +1,90 @@
+"""Producing and loading index records: what a production job runs, and loading a staging area without Airflow."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from ..errors import AnnounceError, NotFound
+from .args import add_command
+from .output import out, progress
+
+
+def register(sub) -> None:
+    p = add_command(sub, "produce", "index data files into the staging area (what a production job runs)",
+                    ["eventindex produce --dataset data18_13TeV.00358031.physics_Main.daq.RAW world/RAW/*.root",
+                     "eventindex produce --dataset NAME --stomp stomp://127.0.0.1:61613/queue/eventindex.producer "
+                     "FILE.root"])
+    p.add_argument("--dataset", required=True, help="dataset name (ATLAS nomenclature) or Rucio DID")
+    p.add_argument("--staging", help="staging folder or URI (default $EVENTINDEX_STAGING or "
+                                     "$EVENTINDEX_HOME/staging)")
+    p.add_argument("--task-id", type=int, default=0, help="the production task (default 0)")
+    p.add_argument("--job-id", type=int, default=0, help="the job within the task (default 0)")
+    p.add_argument("--stomp", help="announce to stomp://host:port/queue/NAME (default $EVENTINDEX_STOMP_URL)")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.add_argument("files", nargs="+", help="ROOT data files")
+    p.set_defaults(func=cmd_produce)
+
+    p = add_command(sub, "load", "load produced index files from a staging area into the catalogue (without "
+                                 "Airflow)",
+                    ["eventindex load .eventindex/staging",
+                     "eventindex load s3://bucket/staging/data18_13TeV.00358031.physics_Main.daq.RAW --json"])
+    p.add_argument("staging", help="staging area or one dataset folder in it (folder or URI)")
+    p.add_argument("--menus", help="trigger menus JSON (default: the world's menus.json when present)")
+    p.add_argument("--json", action="store_true", help="one JSON list of the loads")
+    p.set_defaults(func=cmd_load)
+
+
+def cmd_produce(args) -> int:
+    from ..producer import produce
+    from ..settings import Settings, parse_stomp_url
+
+    settings = Settings.from_env()
+    stomp_url = args.stomp or settings.stomp_url
+    try:
+        result = produce(args.dataset, args.files, args.staging or settings.staging, args.task_id, args.job_id,
+                         parse_stomp_url(stomp_url) if stomp_url else None)
+    except AnnounceError as exc:
+        raise AnnounceError(f"{exc}. The index files are in the staging area; run the same command again to "
+                            "announce them (the same task and job ids overwrite, never duplicate)") from None
+    if args.json:
+        print(json.dumps({k: v for k, v in result.__dict__.items() if k != "summary"}))
+    else:
+        out.print(f"indexed {result.nevents:,} events ({result.unique_events:,} unique) from {len(result.files)} "
+                  f"files of {result.dataset} in {result.seconds:.2f} s ({result.events_per_s:,.0f} events/s)")
+        out.print(f"  -> {result.parquet_uri}")
+        out.print("  announced" if result.announced else "  not announced (no broker configured)")
+    return 0
+
+
+def cmd_load(args) -> int:
+    from ..catalog import open_catalog
+    from ..catalog.loader import load_staged
+
+    catalog = open_catalog()
+    _save_menus(catalog, args.menus)
+    with progress() as bar:
+        task = bar.add_task("loading datasets", total=None)
+        results = load_staged(catalog, args.staging, progress=lambda i, n: bar.update(task, completed=i, total=n))
+    if args.json:
+        print(json.dumps([r.__dict__ for r in results]))
+    else:
+        for r in results:
+            out.print(f"{'reloaded' if r.replaced else 'loaded'} {r.dataset}: {r.nevents:,} events "
+                      f"({r.duplicates} duplicates) in {r.seconds:.2f} s")
+        if not results:
+            out.print(f"nothing to load in {args.staging} (no produced dataset folders)")
+    return 0
+
+
+def _save_menus(catalog, path: str | None) -> None:
+    """The trigger menus the records' bits refer to: the file given, else the simulated world's when present."""
+    from ..settings import Settings
+    from ..trigger import load_menus
+
+    menus_file = Path(path) if path else Settings.from_env().world_dir / "menus.json"
+    if menus_file.exists():
+        menus, _ = load_menus(menus_file)
+        catalog.save_menus(menus.values())
+    elif path:
+        raise NotFound(f"menus file {path} does not exist")

@@ -1,0 +1,284 @@
+"""The library path of the demo, as step functions, so that the Airflow path (``eventindex_airflow.demo``) can run
+the same steps 1-2 and 4 around its own loading and picking, and both print the same story.
+
+Each step prints what it does on the rich ``console`` it is given; nothing here starts Airflow or imports it.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from .errors import BadInput
+from .settings import Settings, parse_stomp_url
+from .sim.world import WorldConfig
+
+PICK_OUTPUT = "user.demo.picked.AOD"
+PICK_EVENTS, PICK_MISSING = 1000, 20
+
+
+@dataclass(frozen=True)
+class DemoPick:
+    """What step 5 picks: the request file written by step 4 and the request's parameters."""
+
+    events_file: Path
+    output: str
+    datatype: str
+    stream: str
+    version: str
+    source: str
+
+
+def world_config(seed: int = 2018, runs: int | None = None, events_per_run: int | None = None,
+                 lumi_blocks: int | None = None, mc_events: int | None = None) -> WorldConfig:
+    """The world's defaults with the sizes given; refused before any work if a size is not positive."""
+    config = WorldConfig(seed=seed)
+    for key, value in (("runs", runs), ("events_per_run", events_per_run), ("lumi_blocks", lumi_blocks),
+                       ("mc_events", mc_events)):
+        if value is not None:
+            setattr(config, key, value)
+    if min(config.runs, config.events_per_run, config.lumi_blocks, config.mc_events) < 1:
+        raise BadInput("--runs, --events-per-run, --lumi-blocks and --mc-events must be positive")
+    return config
+
+
+def progress_bar(console: Console) -> Progress:
+    return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                    console=console)
+
+
+def simulate_world(console: Console, out_dir: Path, config: WorldConfig) -> dict:
+    """The simulator with a progress bar; the world dict gets ``_seconds`` (how long it took)."""
+    from .sim.world import simulate
+
+    started = time.perf_counter()
+    with progress_bar(console) as bar:
+        tasks: dict[str, int] = {}
+
+        def progress(stage, done, total):
+            label = {"events": "generating runs", "files": "writing ROOT files"}[stage]
+            if stage not in tasks:
+                tasks[stage] = bar.add_task(label, total=total)
+            bar.update(tasks[stage], completed=done, total=total)
+
+        world = simulate(out_dir, config, progress=progress)
+        if "events" in tasks:
+            bar.update(tasks["events"], completed=config.runs)
+    world["_seconds"] = time.perf_counter() - started
+    return world
+
+
+def world_table(world: dict) -> Table:
+    table = Table(title=f"world: {world['nevents']:,} events in {world['nfiles']} files, "
+                        f"{len(world['datasets'])} datasets")
+    for col in ("dataset", "files", "events"):
+        table.add_column(col, justify="left" if col == "dataset" else "right")
+    for d in world["datasets"]:
+        table.add_row(d["name"], str(len(d["files"])), f"{d['nevents']:,}")
+    return table
+
+
+def _produce_dataset(job):
+    from .producer import produce
+
+    world_dir, dataset, staging, stomp_url = job
+    files = [str(Path(world_dir) / f["path"]) for f in dataset["files"]]
+    target = parse_stomp_url(stomp_url) if stomp_url else None
+    return produce(dataset["name"], files, staging, dataset["task_id"], 1, target)
+
+
+def produce_world(world: dict, world_dir: Path, staging: str, stomp_url: str | None, workers: int = 2,
+                  progress: Callable[[int, int], None] | None = None) -> list:
+    """One producer job per dataset of the world, ``workers`` at a time (a Tier-0 farm in miniature)."""
+    results = []
+    jobs = [(str(world_dir), d, staging, stomp_url) for d in world["datasets"]]
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        for result in pool.map(_produce_dataset, jobs):
+            results.append(result)
+            if progress:
+                progress(len(results), len(jobs))
+    return results
+
+
+def prepare(console: Console, settings: Settings, config: WorldConfig, fresh: bool = False) -> dict:
+    """Steps 1-2: the world (reused when its config matches), registered in the local data catalogue, and produced
+    into the staging area, with the world's trigger menus saved in the catalogue for whichever loader follows."""
+    from .catalog import open_catalog
+    from .ddm import LocalRucio, register_world
+    from .sim.world import load_world
+
+    wanted = {k: v for k, v in asdict(config).items() if k != "workers"}
+    console.rule("[bold]EventIndex demo (embedded defaults)")
+    console.print(f"EVENTINDEX_HOME = {settings.home}")
+    world_dir = settings.world_dir
+    world = None
+    if not fresh:
+        try:
+            world = load_world(world_dir)
+        except FileNotFoundError:
+            world = None
+        if world is not None and world.get("config") != wanted:
+            world = None
+    if world is None:
+        default_staging = Path(settings.staging) == settings.home / "staging"
+        if default_staging and (settings.home / "staging").exists():  # the index of an earlier world
+            shutil.rmtree(settings.home / "staging")
+        console.print(f"1. simulating the mini-ATLAS world (seed {config.seed}) into {world_dir}")
+        world = simulate_world(console, world_dir, config)
+        console.print(f"   {world['nevents']:,} events in {world['nfiles']} ROOT files, {len(world['datasets'])} "
+                      f"datasets, {world['_seconds']:.1f} s")
+    else:
+        console.print(f"1. reusing the world in {world_dir} ({world['nevents']:,} events; --fresh to regenerate)")
+    n = register_world(LocalRucio(settings.local_rucio_url), world, world_dir)
+    console.print(f"   {n} datasets registered in the local data catalogue (Rucio interface) "
+                  f"{settings.home / 'rucio.sqlite'}")
+    console.print(f"2. producing index records into the staging area {settings.staging}")
+    started = time.perf_counter()
+    with progress_bar(console) as bar:
+        task = bar.add_task("indexing datasets", total=len(world["datasets"]))
+        results = produce_world(world, world_dir, settings.staging, settings.stomp_url,
+                                progress=lambda done, total: bar.update(task, completed=done))
+    seconds = time.perf_counter() - started
+    table = Table(title="producer jobs")
+    for col in ("dataset", "files", "events", "unique", "Parquet"):
+        table.add_column(col, justify="left" if col == "dataset" else "right")
+    for r in results:
+        table.add_row(r.dataset, str(len(r.files)), f"{r.nevents:,}", f"{r.unique_events:,}",
+                      f"{r.summary['bytes'] / 1e6:.2f} MB")
+    console.print(table)
+    total = sum(r.nevents for r in results)
+    size = sum(r.summary["bytes"] for r in results)
+    console.print(f"   {total:,} events indexed in {seconds:.1f} s ({total / seconds:,.0f} events/s on 2 workers), "
+                  f"{size / total:.1f} bytes/event in Parquet")
+    console.print("   announced over STOMP" if settings.stomp_url else
+                  "   no broker configured (EVENTINDEX_STOMP_URL): the staging area is the hand-over")
+    _save_world_menus(open_catalog(settings), world_dir)
+    return world
+
+
+def _save_world_menus(catalog, world_dir: Path) -> None:
+    from .trigger import load_menus
+
+    menus_file = world_dir / "menus.json"
+    if menus_file.exists():
+        menus, _ = load_menus(menus_file)
+        catalog.save_menus(menus.values())
+
+
+def load_library(console: Console, settings: Settings, world: dict) -> None:
+    """Step 3 without Airflow: every staged dataset loaded by this process."""
+    from .catalog import open_catalog
+    from .catalog.loader import load_staged
+
+    console.print(f"3. loading the staging area into the catalogue {settings.catalog_dir} "
+                  f"(metadata: {settings.metadata_url.split('@')[-1]})")
+    started = time.perf_counter()
+    with progress_bar(console) as bar:
+        task = bar.add_task("loading datasets", total=len(world["datasets"]))
+        results = load_staged(open_catalog(settings), settings.staging,
+                              progress=lambda i, n: bar.update(task, completed=i))
+    seconds = time.perf_counter() - started
+    total = sum(r.nevents for r in results)
+    console.print(f"   {len(results)} datasets, {total:,} events loaded in {seconds:.1f} s "
+                  f"({total / seconds:,.0f} events/s)")
+
+
+def queries(console: Console, settings: Settings, world: dict) -> DemoPick:
+    """Step 4 (lookups, counts, overlaps) and the request file of step 5, whose header line it prints."""
+    import numpy as np
+    import pyarrow as pa
+
+    from .catalog import make_selection, open_catalog
+
+    catalog = open_catalog(settings)
+    console.print("4. queries")
+    aod = next(d for d in world["datasets"] if d["datatype"] == "AOD" and d.get("stream") == "physics_Main")
+    keys = pa.Table.from_batches(list(catalog.select(make_selection(dataset=aod["name"]),
+                                                     ["run_number", "event_number"])))
+    for i in np.random.default_rng(1).choice(keys.num_rows, 3, replace=False):
+        run, event = keys.column("run_number")[int(i)].as_py(), keys.column("event_number")[int(i)].as_py()
+        started = time.perf_counter()
+        matches = catalog.lookup(run, event)
+        ms = (time.perf_counter() - started) * 1000
+        formats = ", ".join(f"{m['datatype']} {m['version'] or '-'}" for m in matches)
+        console.print(f"   lookup {run} {event}: {len(matches)} records ({formats}) in {ms:.2f} ms")
+    counts = [
+        ("all events", make_selection()),
+        ("physics_Main AOD, latest version", make_selection(stream="physics_Main", datatype="AOD", version="latest")),
+        ("RAW passing HLT_e26_lhtight_ivarloose_L1EM22VHI",
+         make_selection(datatype="RAW", triggers=["HLT_e26_lhtight_ivarloose_L1EM22VHI"])),
+        ("RAW, lumi blocks 10-20, HLT_mu26_ivarmedium_L1MU14FCH",
+         make_selection(datatype="RAW", lumi_blocks=["10-20"], triggers=["HLT_mu26_ivarmedium_L1MU14FCH"])),
+    ]
+    for label, sel in counts:
+        started = time.perf_counter()
+        n = catalog.count(sel)
+        console.print(f"   count {label}: {n:,} ({(time.perf_counter() - started) * 1000:.1f} ms)")
+    labels, matrix = catalog.overlaps(make_selection(datatype="RAW"),
+                                      streams=["physics_Main", "physics_MinBias", "express_express"])
+    console.print(matrix_table("RAW events shared between streams", labels, matrix))
+    console.print("   try: .venv/bin/eventindex datasets | count --stream physics_Main --trigger HLT_j420_L1J100 | "
+                  "lookup RUN EVENT | overlaps --triggers A,B")
+
+    rng = np.random.default_rng(7)  # step 5's request: random events of the AOD plus some that do not exist
+    idx = rng.choice(keys.num_rows, min(PICK_EVENTS, keys.num_rows), replace=False)
+    runs, events = keys.column("run_number").to_numpy(), keys.column("event_number").to_numpy()
+    lines = [f"{runs[i]} {events[i]}" for i in idx] + [f"{runs[0]} {10**15 + k}" for k in range(PICK_MISSING)]
+    request = settings.home / "demo-pick.txt"
+    request.write_text("\n".join(lines) + "\n")
+    console.print(f"5. event picking: {len(lines):,} events ({request}) from {aod['name']} -> {PICK_OUTPUT}")
+    return DemoPick(events_file=request, output=PICK_OUTPUT, datatype="AOD", stream="physics_Main",
+                    version=aod["amitag"], source=aod["name"])
+
+
+def matrix_table(title: str, labels, matrix) -> Table:
+    table = Table(title=title)
+    table.add_column("")
+    for label in labels:
+        table.add_column(label, justify="right")
+    for label, row in zip(labels, matrix):
+        table.add_row(label, *[f"{v:,}" for v in row])
+    return table
+
+
+def print_pick(console: Console, summary: dict, seconds: float) -> None:
+    """Step 5's result, the same lines whichever path ran the request."""
+    if summary.get("rerun"):
+        console.print(f"   already done by {summary['request_id']}: nothing changed (a rerun of a finished request)")
+    nfiles = len(summary.get("files") or [])
+    console.print(f"   found {summary['found']:,}, missing {summary['missing']:,} -> {summary['output_dataset']} "
+                  f"({nfiles} file{'' if nfiles == 1 else 's'}, verified) in {seconds:.1f} s")
+    reasons: dict[str, int] = {}
+    for m in summary.get("missing_events") or []:
+        reasons[m["reason"]] = reasons.get(m["reason"], 0) + 1
+    if reasons:
+        console.print("   missing: " + ", ".join(f"{n:,} {reason}" for reason, n in reasons.items()))
+
+
+def run(console: Console, settings: Settings, config: WorldConfig, fresh: bool = False) -> int:
+    """The whole demo without Airflow: steps 1-5 in this process."""
+    from . import picking
+    from .catalog import open_catalog
+    from .ddm import LocalRucio
+    from .metadata import make_engine
+
+    world = prepare(console, settings, config, fresh=fresh)
+    load_library(console, settings, world)
+    pick = queries(console, settings, world)
+    ddm, engine = LocalRucio(settings.local_rucio_url), make_engine(settings.metadata_url)
+    req = picking.make_request(pick.events_file.read_text(), pick.datatype, version=pick.version, stream=pick.stream,
+                               output=pick.output)
+    started = time.perf_counter()
+    summary = picking.run_in_process(open_catalog(settings), ddm, engine, req, pick.output,
+                                     settings.home / "picks" / "demo", f"demo-{time.strftime('%Y%m%dT%H%M%S')}")
+    print_pick(console, summary, time.perf_counter() - started)
+    console.print(f"   try: .venv/bin/eventindex pick --dry-run --events {pick.events_file} --type AOD | picks")
+    return 0
