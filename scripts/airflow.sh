@@ -36,6 +36,8 @@ case "${1:-}" in
     fi
     pw=$(python -c "import json,sys; print(json.load(open(sys.argv[1]))['admin'])" \
          "$AIRFLOW_HOME/simple_auth_manager_passwords.json.generated" 2>/dev/null || echo "(see $LOG)")
+    # where `eventindex pick` finds the API when AIRFLOW_URL is not set (the port may not be the default)
+    echo "http://127.0.0.1:$AIRFLOW__API__PORT" > "$AIRFLOW_HOME/api_url"
     echo "Airflow UI: http://127.0.0.1:$AIRFLOW__API__PORT  user: admin  password: $pw"
     echo "logs: $LOG   stop: make down"
     ;;
@@ -48,7 +50,7 @@ case "${1:-}" in
     else
       echo "Airflow is not running"
     fi
-    rm -f "$PID"
+    rm -f "$PID" "$AIRFLOW_HOME/api_url"
     ;;
   *) echo "usage: scripts/airflow.sh up|down"; exit 2 ;;
 esac

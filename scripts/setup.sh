@@ -36,10 +36,11 @@ fi
 stamp=.venv/.lock-installed
 if [ ! -f "$stamp" ] || ! cmp -s requirements.lock "$stamp"; then
   echo "setup: installing the locked dependencies (requirements.lock)"
-  .venv/bin/uv pip install --python .venv/bin/python -q -r requirements.lock
+  .venv/bin/uv pip install --python .venv/bin/python -q --compile-bytecode -r requirements.lock
   cp requirements.lock "$stamp"
 fi
 if [ ! -f .venv/.project-installed ] || [ pyproject.toml -nt .venv/.project-installed ]; then
-  .venv/bin/uv pip install --python .venv/bin/python -q --no-deps -e .
+  .venv/bin/uv pip install --python .venv/bin/python -q --compile-bytecode --no-deps -e .
+  .venv/bin/python -m compileall -q include operators >/dev/null  # an editable install is not compiled by uv
   touch .venv/.project-installed
 fi

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import time
 import urllib.error
 import urllib.request
@@ -11,7 +10,22 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import EventIndexError
+from .errors import AirflowAPIError, ConfigurationError
+from .settings import Settings
+
+DEFAULT_URL = "http://127.0.0.1:8080"
+
+
+def api_url(settings: Settings) -> str:
+    """AIRFLOW_URL, else the URL `make up` wrote (it may have started Airflow on another port), else the default."""
+    if settings.airflow_url:
+        return settings.airflow_url
+    written = Path(settings.airflow_home) / "api_url"
+    if written.is_file():
+        url = written.read_text().strip().rstrip("/")
+        if url:
+            return url
+    return DEFAULT_URL
 
 
 @dataclass
@@ -22,19 +36,21 @@ class AirflowAPI:
     token: str | None = None
 
     @classmethod
-    def from_env(cls) -> "AirflowAPI":
-        """AIRFLOW_URL (default http://127.0.0.1:8080), EVENTINDEX_AIRFLOW_USER/_PASSWORD (default: admin and the
-        password `make up` generated in airflow_home/)."""
-        password = os.environ.get("EVENTINDEX_AIRFLOW_PASSWORD")
+    def from_env(cls, settings: Settings | None = None) -> "AirflowAPI":
+        """The user and password default to admin and the password `make up` generated in $AIRFLOW_HOME."""
+        settings = settings or Settings.from_env()
+        password = settings.airflow_password
         if password is None:
-            generated = Path(os.environ.get("AIRFLOW_HOME", "airflow_home")) / \
-                "simple_auth_manager_passwords.json.generated"
-            if generated.exists():
-                password = json.loads(generated.read_text()).get(os.environ.get("EVENTINDEX_AIRFLOW_USER", "admin"))
+            generated = Path(settings.airflow_home) / "simple_auth_manager_passwords.json.generated"
+            if generated.is_file():
+                try:
+                    password = json.loads(generated.read_text()).get(settings.airflow_user)
+                except ValueError:
+                    password = None
         if not password:
-            raise EventIndexError("no Airflow password: set EVENTINDEX_AIRFLOW_PASSWORD (or start Airflow with make up)")
-        return cls(os.environ.get("AIRFLOW_URL", "http://127.0.0.1:8080").rstrip("/"),
-                   os.environ.get("EVENTINDEX_AIRFLOW_USER", "admin"), password)
+            raise ConfigurationError("no Airflow password: set EVENTINDEX_AIRFLOW_PASSWORD (or start Airflow with "
+                                     "make up)")
+        return cls(api_url(settings), settings.airflow_user, password)
 
     def _call(self, method: str, path: str, body: dict | None = None, auth: bool = True):
         headers = {"Content-Type": "application/json"}
@@ -47,9 +63,11 @@ class AirflowAPI:
                 return json.loads(resp.read() or b"null")
         except urllib.error.HTTPError as exc:
             detail = exc.read().decode(errors="replace")[:2000]
-            raise EventIndexError(f"Airflow refused {method} {path} ({exc.code}): {detail}") from None
-        except urllib.error.URLError as exc:
-            raise EventIndexError(f"cannot reach Airflow at {self.url}: {exc.reason} (is it running? make up)") from None
+            raise AirflowAPIError(f"Airflow at {self.url} refused {method} {path} ({exc.code}): {detail}") from None
+        except (urllib.error.URLError, OSError) as exc:
+            reason = getattr(exc, "reason", exc)
+            raise AirflowAPIError(f"cannot reach Airflow at {self.url}: {reason} (start it with `make up`, or set "
+                                  "AIRFLOW_URL)") from None
 
     def _token(self) -> str:
         if self.token is None:
@@ -74,7 +92,7 @@ class AirflowAPI:
             if run["state"] in ("success", "failed"):
                 return run["state"]
             time.sleep(poll_s)
-        raise EventIndexError(f"{run_id} did not finish within {timeout_s:.0f} s")
+        raise AirflowAPIError(f"{run_id} did not finish within {timeout_s:.0f} s")
 
     def xcom(self, dag_id: str, run_id: str, task_id: str, key: str = "return_value") -> dict:
         entry = self._call("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/xcomEntries/"
