@@ -77,23 +77,6 @@ def test_ingest_validates_against_a_real_rucio_server(dagbag, rucio_connection, 
     assert open_catalog(Settings.from_env()).count(make_selection(dataset=d["name"])) == d["nevents"]
 
 
-def test_make_demo_ingestion_step_runs_every_dataset_through_the_dag(staged_world, eventindex_home, tmp_path):
-    import os
-    import subprocess
-    import sys
-
-    world, out, staging = staged_world
-    eventindex_home.mkdir(parents=True, exist_ok=True)
-    register_world(LocalRucio(f"sqlite:///{eventindex_home / 'rucio.sqlite'}"), world, out)
-    env = {**os.environ, "AIRFLOW_HOME": str(tmp_path / "airflow")}
-    done = subprocess.run([sys.executable, "-m", "eventindex_airflow.demo", "--staging", str(staging)], env=env,
-                          capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
-    n = len(world["datasets"])
-    assert f"{n}/{n} ingestion runs succeeded" in done.stdout
-    assert open_catalog(Settings.from_env()).count(make_selection()) == world["nevents"]
-
-
 def test_a_corrupt_staging_file_fails_fetch_without_retries(dagbag, home, staged_world, tmp_path):
     world, _, staging = staged_world
     d = dataset(world, "RAW", stream="physics_MinBias")
