@@ -25,6 +25,7 @@ test-unit: setup
 bench: setup-test
 	$(VENV)/bin/python -m bench.producer
 	$(VENV)/bin/python -m bench.catalog --events 2000000
+	$(VENV)/bin/python -m bench.cli
 
 lock: setup
 	$(VENV)/bin/uv pip compile requirements.txt -o requirements.lock --python-version 3.11 \
