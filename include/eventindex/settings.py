@@ -8,7 +8,7 @@ the whole system somewhere else with one variable.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -54,6 +54,14 @@ class Settings:
     airflow_password: str | None = None
     # the real Rucio client's configuration file (rucio-clients reads RUCIO_CONFIG itself; kept for messages)
     rucio_config: str | None = None
+    # the event store: "embedded" (Parquet + DuckDB under home) or "phoenix" (HBase through a Phoenix query server,
+    # with SPNEGO, BASIC or DIGEST authentication and the CA bundle of its certificate)
+    catalog_backend: str = "embedded"
+    phoenix_url: str | None = None
+    phoenix_auth: str | None = None
+    phoenix_user: str | None = None
+    phoenix_password: str | None = field(default=None, repr=False)
+    phoenix_ca: str | None = None
 
     @property
     def world_dir(self) -> Path:
@@ -103,4 +111,10 @@ class Settings:
             airflow_user=env.get("EVENTINDEX_AIRFLOW_USER") or "admin",
             airflow_password=env.get("EVENTINDEX_AIRFLOW_PASSWORD") or None,
             rucio_config=env.get("RUCIO_CONFIG") or None,
+            catalog_backend=env.get("EVENTINDEX_CATALOG") or "embedded",
+            phoenix_url=env.get("EVENTINDEX_PHOENIX_URL") or None,
+            phoenix_auth=env.get("EVENTINDEX_PHOENIX_AUTH") or None,
+            phoenix_user=env.get("EVENTINDEX_PHOENIX_USER") or None,
+            phoenix_password=env.get("EVENTINDEX_PHOENIX_PASSWORD") or None,
+            phoenix_ca=env.get("EVENTINDEX_PHOENIX_CA") or None,
         )
