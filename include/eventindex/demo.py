@@ -260,25 +260,20 @@ def print_pick(console: Console, summary: dict, seconds: float) -> None:
     for m in summary.get("missing_events") or []:
         reasons[m["reason"]] = reasons.get(m["reason"], 0) + 1
     if reasons:
-        console.print("   missing: " + ", ".join(f"{n:,} {reason}" for reason, n in reasons.items()))
+        console.print("   missing: " + ", ".join(f"{reason}: {n:,}" for reason, n in reasons.items()))
 
 
 def run(console: Console, settings: Settings, config: WorldConfig, fresh: bool = False) -> int:
     """The whole demo without Airflow: steps 1-5 in this process."""
     from . import picking
-    from .catalog import open_catalog
-    from .ddm import LocalRucio
-    from .metadata import make_engine
 
     world = prepare(console, settings, config, fresh=fresh)
     load_library(console, settings, world)
     pick = queries(console, settings, world)
-    ddm, engine = LocalRucio(settings.local_rucio_url), make_engine(settings.metadata_url)
-    req = picking.make_request(pick.events_file.read_text(), pick.datatype, version=pick.version, stream=pick.stream,
-                               output=pick.output)
+    request = picking.PickRequest.from_params({"events": pick.events_file.read_text(), "datatype": pick.datatype,
+                                               "version": pick.version, "stream": pick.stream, "output": pick.output})
     started = time.perf_counter()
-    summary = picking.run_in_process(open_catalog(settings), ddm, engine, req, pick.output,
-                                     settings.home / "picks" / "demo", f"demo-{time.strftime('%Y%m%dT%H%M%S')}")
+    summary = picking.runner_for(settings, f"demo-{time.strftime('%Y%m%dT%H%M%S')}").run(request)
     print_pick(console, summary, time.perf_counter() - started)
     console.print(f"   try: .venv/bin/eventindex pick --dry-run --events {pick.events_file} --type AOD | picks")
     return 0
