@@ -94,8 +94,22 @@ class AirflowAPI:
             time.sleep(poll_s)
         raise AirflowAPIError(f"{run_id} did not finish within {timeout_s:.0f} s")
 
-    def xcom(self, dag_id: str, run_id: str, task_id: str, key: str = "return_value") -> dict:
+    def xcom(self, dag_id: str, run_id: str, task_id: str, key: str = "return_value", map_index: int = -1) -> dict:
         entry = self._call("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/xcomEntries/"
-                                  f"{key}?deserialize=true")
+                                  f"{key}?deserialize=true&map_index={map_index}")
         value = entry.get("value")
         return json.loads(value) if isinstance(value, str) else value
+
+    def run_xcom(self, dag_id: str, run_id: str, key: str):
+        """The XCom ``key`` of whichever task of the run pushed it (the run says which; callers need not know the
+        DAG's task ids), or None."""
+        entries = self._call("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/~/xcomEntries"
+                                    f"?xcom_key={key}")["xcom_entries"]
+        if not entries:
+            return None
+        newest = max(entries, key=lambda e: e.get("timestamp") or "")
+        return self.xcom(dag_id, run_id, newest["task_id"], key, newest.get("map_index", -1))
+
+    def failed_tasks(self, dag_id: str, run_id: str) -> list[str]:
+        tis = self._call("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances")["task_instances"]
+        return sorted({t["task_id"] for t in tis if t["state"] in ("failed", "upstream_failed")})

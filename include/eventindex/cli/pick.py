@@ -1,5 +1,6 @@
 """Event picking: submit a request to Airflow (or plan it here with --dry-run), list requests, and run one
-extraction job (what a PanDA job runs). The calls into ``eventindex.picking`` are those of the Airflow DAG's."""
+extraction job (what a PanDA job runs). The request is checked here first (``PickRequest.from_params``, as every
+task of the DAG checks it), so a bad line or parameter is refused before anything is submitted."""
 
 from __future__ import annotations
 
@@ -8,7 +9,6 @@ import json
 import time
 from pathlib import Path
 
-from ..errors import EventIndexError
 from .args import add_command, read_text_file
 from .output import err, out, progress, table
 
@@ -54,54 +54,56 @@ def register(sub) -> None:
 
 def cmd_pick(args) -> int:
     from .. import picking
-    from ..ddm import LocalRucio, RealRucio
     from ..settings import Settings
 
-    events = read_text_file(args.events, "a file of 'run event' lines")
-    req = picking.make_request(events, args.type, args.project, args.stream, args.version, args.out, args.max)
+    settings = Settings.from_env()
+    request = picking.PickRequest.from_params({
+        "events": read_text_file(args.events, "a file of 'run event' lines"), "datatype": args.type,
+        "project": args.project, "stream": args.stream, "version": args.version, "output": args.out,
+        "max_events": args.max, "backend": args.backend, "files_per_job": args.files_per_job,
+        "job_timeout_minutes": args.job_timeout})
     if args.dry_run:
-        settings = Settings.from_env()
-        ddm = RealRucio() if args.rucio else LocalRucio(settings.local_rucio_url)
-        started = time.perf_counter()
-        from ..catalog import open_catalog
-
-        plan = picking.plan(open_catalog(), ddm, req, args.files_per_job)
-        summary = {**plan.summary(), "requested": len(req.events), "duplicates": req.duplicates_in_request,
-                   "plan_seconds": round(time.perf_counter() - started, 3)}
-        if args.json:
-            print(json.dumps({**summary, "missing_events": plan.missing[:1000]}))
-        else:
-            out.print(f"{summary['found']:,} found, {summary['missing']:,} missing, in {len(plan.datasets)} datasets, "
-                      f"{summary['files']} files, {summary['jobs']} extraction jobs (planned in "
-                      f"{summary['plan_seconds']} s)")
-            for m in plan.missing[:10]:
-                out.print(f"  missing {m['run']} {m['event']}: {m['reason']}")
-        return 0
+        return _dry_run(args, settings, request)
     from ..airflow_api import AirflowAPI
 
-    api = AirflowAPI.from_env()
-    conf = {"events": events, "datatype": args.type, "project": args.project, "stream": args.stream,
-            "version": args.version, "output": args.out, "max_events": args.max, "backend": args.backend,
-            "files_per_job": args.files_per_job, "job_timeout_minutes": args.job_timeout}
-    run_id = api.trigger("eventindex_pick", conf)
+    api = AirflowAPI.from_env(settings)
+    run_id = api.trigger("eventindex_pick", request.to_params())
     err.print(f"submitted {run_id} to {api.url}")
     with progress() as bar:
         task = bar.add_task("picking", total=None)
         state = api.wait("eventindex_pick", run_id, lambda done, total: bar.update(task, completed=done, total=total))
-    summary = None
-    if state == "success":
-        try:
-            summary = api.xcom("eventindex_pick", run_id, "verify_register_summary")
-        except EventIndexError:  # skipped: the output already held this request's result (a rerun changes nothing)
-            summary = api.xcom("eventindex_pick", run_id, "plan", key="summary")
-            err.print(f"already done by {summary['request_id']}: nothing changed")
+    summary = api.run_xcom("eventindex_pick", run_id, "summary") if state == "success" else None
+    if summary and summary.get("rerun"):
+        err.print(f"already done by {summary['request_id']}: nothing changed")
     if args.json:
         print(json.dumps({"run_id": run_id, "state": state, **(summary or {})}))
     elif summary:
         out.print(f"{state}: {summary['found']:,} found, {summary['missing']:,} missing -> {summary['output_dataset']}")
     else:
-        out.print(f"{state}: see the run {run_id} in the Airflow UI")
+        failed = api.failed_tasks("eventindex_pick", run_id)
+        out.print(f"{state}: {'failed step(s) ' + ', '.join(failed) + '; ' if failed else ''}see the run {run_id} "
+                  f"in the Airflow UI ({api.url})")
     return 0 if state == "success" else 1
+
+
+def _dry_run(args, settings, request) -> int:
+    from .. import picking
+    from ..catalog import open_catalog
+    from ..ddm import LocalRucio, RealRucio
+
+    ddm = RealRucio(config=settings.rucio_config) if args.rucio else LocalRucio(settings.local_rucio_url)
+    started = time.perf_counter()
+    plan = picking.plan(open_catalog(settings), ddm, request)
+    summary = {**plan.summary(), "requested": len(request.events), "duplicates": request.duplicates_in_request,
+               "plan_seconds": round(time.perf_counter() - started, 3)}
+    if args.json:
+        print(json.dumps({**summary, "missing_events": plan.missing[:1000]}))
+        return 0
+    out.print(f"{summary['found']:,} found, {summary['missing']:,} missing, in {len(plan.datasets)} datasets, "
+              f"{summary['files']} files, {summary['jobs']} extraction jobs (planned in {summary['plan_seconds']} s)")
+    for m in plan.missing[:10]:
+        out.print(f"  missing {m['run']} {m['event']}: {m['reason']}")
+    return 0
 
 
 def cmd_picks(args) -> int:
