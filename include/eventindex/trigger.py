@@ -23,6 +23,33 @@ from .errors import UnknownTrigger
 from .schema import HLT_BITS, L1_BITS
 
 
+def close_matches(word: str, possibilities, n: int = 5) -> list[str]:
+    """The ``n`` names nearest to ``word``, nearest first, for "did you mean" hints.
+
+    difflib's ratio alone ranks by shared substrings: for HLT_xe10z_cell_L1XE50 it offers xe120 and xe110 before
+    xe100, one typed character away, and equal scores come out in reverse alphabetical order. So difflib only draws
+    up the shortlist, which is ordered by edits (case ignored, two swapped neighbours count as one), then by
+    difflib's ratio, then by name.
+    """
+    shortlist = difflib.get_close_matches(word, possibilities, n=max(4 * n, 20), cutoff=0.6)
+    ranked = sorted(shortlist, key=lambda name: (_edits(word.lower(), name.lower()),
+                                                 -difflib.SequenceMatcher(None, name, word).ratio(), name))
+    return ranked[:n]
+
+
+def _edits(a: str, b: str) -> int:
+    """Insertions, deletions, substitutions and swaps of neighbours that turn ``a`` into ``b`` (each counts one)."""
+    before, prev = None, list(range(len(b) + 1))
+    for i in range(1, len(a) + 1):
+        cur = [i] + [0] * len(b)
+        for j in range(1, len(b) + 1):
+            cur[j] = min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] != b[j - 1]))
+            if i > 1 and j > 1 and a[i - 1] == b[j - 2] and a[i - 2] == b[j - 1]:
+                cur[j] = min(cur[j], before[j - 2] + 1)
+        before, prev = prev, cur
+    return prev[-1]
+
+
 @dataclass(frozen=True)
 class TriggerMenu:
     smk: int
@@ -54,7 +81,7 @@ class TriggerMenu:
         try:
             return self._index[name]
         except KeyError:
-            close = difflib.get_close_matches(name, self._index, n=5, cutoff=0.6)
+            close = close_matches(name, self._index)
             hint = f"; did you mean {', '.join(close)}?" if close else ""
             raise UnknownTrigger(f"unknown trigger {name!r} in menu SMK {self.smk} ({self.name}){hint}") from None
 
@@ -139,7 +166,7 @@ def encode_masks(events: list[list[str]], names_by_bit, nbits: int) -> np.ndarra
     for row, names in enumerate(events):
         for name in names:
             if name not in index:
-                close = difflib.get_close_matches(name, index, n=5, cutoff=0.6)
+                close = close_matches(name, index)
                 hint = f"; did you mean {', '.join(close)}?" if close else ""
                 raise UnknownTrigger(f"unknown trigger {name!r}{hint}")
             rows.append(row)
