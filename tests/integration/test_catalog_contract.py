@@ -5,7 +5,6 @@ Expected values come from the simulated world itself (world.json and the ROOT fi
 from the catalogue under test.
 """
 
-import os
 import uuid
 from collections import Counter
 
@@ -19,6 +18,7 @@ from eventindex.catalog import BadSelection, make_selection
 from eventindex.catalog.embedded import BadLoad, EmbeddedCatalog
 from eventindex.catalog.loader import load_staged
 from eventindex.errors import UnknownTrigger
+from eventindex.settings import Settings
 from eventindex.trigger import bit_is_set, load_menus
 from tests.conftest import dataset
 
@@ -33,12 +33,13 @@ def empty_catalog(request, tmp_path):
     if request.param == "postgresql":
         pg = request.getfixturevalue("postgres")
         return EmbeddedCatalog(tmp_path / "catalog", pg.create_database(f"t{uuid.uuid4().hex[:12]}"))
-    url = os.environ.get("EVENTINDEX_PHOENIX_URL")
-    if not url:
+    s = Settings.from_env()
+    if not s.phoenix_url:
         pytest.skip("not run: no Apache Phoenix query server here (set EVENTINDEX_PHOENIX_URL to run)")
     from eventindex.catalog.phoenix import PhoenixCatalog
 
-    return PhoenixCatalog(url, f"sqlite:///{tmp_path / 'meta.sqlite'}", table_prefix=f"T{uuid.uuid4().hex[:8]}")
+    return PhoenixCatalog(s.phoenix_url, f"sqlite:///{tmp_path / 'meta.sqlite'}",
+                          table_prefix=f"T{uuid.uuid4().hex[:8]}", auth=s.phoenix_auth, user=s.phoenix_user, password=s.phoenix_password, ca=s.phoenix_ca)
 
 
 @pytest.fixture

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
-from eventindex.catalog.phoenix import EVENT_COLUMNS, _rows, ddl
+from eventindex.catalog.phoenix import EVENT_COLUMNS, ddl, upsert_rows
 from eventindex.guid import format_guid
 from tests.conftest import dataset
 
@@ -25,7 +25,7 @@ def test_upsert_rows_carry_masks_and_references_as_bytes(staged_world):
     world, _, staging = staged_world
     d = dataset(world, "AOD", tag="f961_m1831")
     table = pq.read_table(next((staging / d["name"]).glob("*.parquet")))
-    rows = _rows(table, ["RAW", "AOD"], load_key=7)
+    rows = upsert_rows(table, ["RAW", "AOD"], load_key=7)
     assert len(rows) == table.num_rows
     names = [n for n, _ in EVENT_COLUMNS] + ["RAW_GUID", "RAW_OID", "AOD_GUID", "AOD_OID"]
     first = dict(zip(names, rows[0]))

@@ -1,45 +1,109 @@
 """What every catalogue backend shares: the manifest and the rest of the metadata DB (datasets, files, menus,
 per-dataset trigger counts, load history), choosing datasets for a selection, counting from metadata, and the
-checks and statistics of a load. Backends store and scan the events themselves.
+``Catalog`` protocol callers program against. Backends store and scan the events themselves.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import threading
 from collections import defaultdict
 from dataclasses import dataclass
-from typing import Iterable
+from typing import Iterable, Iterator, Protocol, runtime_checkable
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 import sqlalchemy as sa
 
 from .. import metadata as md
 from ..errors import BadLoad, BadSelection, DatasetNotFound, EventIndexError, UnknownTrigger
 from ..guid import format_guid, guid_bytes
 from ..naming import DatasetName, parse
-from ..schema import BASE_FIELDS, STAGE_RE, stage_key, stages_of
-from ..trigger import TriggerMenu, masks_from_arrow
-from .selection import Selection, contained, overlaps_ranges
+from ..schema import stage_key, stages_of
+from ..trigger import TriggerMenu, close_matches
+from .records import LoadResult, as_table, check_records, trigger_counts
+from .selection import Selection, check_known, contained, overlaps_ranges
 
-TRIGGER_COLUMNS = {"L1": "l1_tav", "HLT": "hlt_passed"}
+__all__ = ["Catalog", "CatalogBase", "LoadResult", "PreparedLoad", "check_records", "row_filters"]
+
 _DATASETS_OF_GUID = sa.text("SELECT dataset_id FROM files WHERE guid = :guid")
 
 
-@dataclass
-class LoadResult:
-    dataset: str
-    load_id: str
-    nevents: int
-    unique_events: int
-    duplicates: int
-    nfiles: int
-    replaced: str | None
-    seconds: float
+@runtime_checkable
+class Catalog(Protocol):
+    """The event catalogue as its callers (CLI, use cases, DAG tasks, the web app) see it, whichever backend stores
+    the events: the embedded store (Parquet + DuckDB) or HBase through Phoenix. Both share the metadata DB, so the
+    answers about datasets, files and menus come from the same tables.
+
+    Selections come from ``make_selection`` (checked values only); a selection naming a project, stream, data type
+    or version that no dataset has raises ``BadSelection`` rather than answering 0. The embedded store also offers
+    ``gc()`` (remove files of crashed loads) and ``warm()`` (page the key files in), which Phoenix has no use for.
+    """
+
+    backend: str  # "embedded" or "phoenix": for messages and reports
+    engine: sa.Engine  # the metadata DB, for use cases that keep their own tables next to the manifest
+
+    def load(self, dataset: str, records, *, files_meta: dict[str, dict] | None = None) -> LoadResult:
+        """Make ``records`` (a table, tables or Parquet paths) the dataset's whole content: readers see the previous
+        version or the new one, never a mix; a reload replaces it. ``files_meta``: GUID -> {"lfn": ...}."""
+        ...
+
+    def mark_obsolete(self, dataset: str) -> None:
+        """Hide the dataset from queries but keep it (and its history) in the manifest; idempotent."""
+        ...
+
+    def lookup(self, run: int, event: int, *, project: str | None = None, datatype: str | None = None,
+               version: str | None = None) -> list[dict]:
+        """Where one event is: one dict per record (dataset, project, datatype, version, stream, run_number,
+        event_number, lumi_block, refs: {stage: {guid, oid}}), several when formats or duplicates hold it."""
+        ...
+
+    def lookup_many(self, pairs, *, project: str | None = None, datatype: str | None = None,
+                    version: str | None = None) -> pa.Table:
+        """Many (run, event) pairs at once, for picking: one row per match with ``request`` (the pair's index),
+        dataset, datatype, version, run_number, event_number, lumi_block and ``<STAGE>_guid``/``_oid`` columns."""
+        ...
+
+    def count(self, sel: Selection) -> int:
+        """Events passing ``sel``; from the manifest and trigger counts when it can, scanning events only when not."""
+        ...
+
+    def select(self, sel: Selection, columns: list[str] | None = None,
+               batch_size: int = 65536) -> Iterator[pa.RecordBatch]:
+        """The records passing ``sel`` as Arrow batches (streamed, so a large selection never sits in memory);
+        ``dataset`` and reference columns may be asked for besides the record columns."""
+        ...
+
+    def overlaps(self, sel: Selection, *, streams: list[str] | None = None,
+                 triggers: list[str] | None = None) -> tuple[list[str], np.ndarray]:
+        """How many events two streams (same run and event) or two triggers (within ``sel``) share: the labels and
+        a symmetric matrix whose diagonal is each one's own count."""
+        ...
+
+    def duplicates(self, dataset: str) -> pa.Table:
+        """(run_number, event_number, copies) of every event recorded more than once in the dataset."""
+        ...
+
+    def missing(self, dataset: str, reference: str) -> pa.Table:
+        """(run_number, event_number) of the events of ``dataset`` that ``reference`` lacks."""
+        ...
+
+    def datasets(self, include_obsolete: bool = False) -> list[dict]:
+        """The manifest rows (name, nomenclature fields, counts, run and time span, stages, SMKs, status, ...)."""
+        ...
+
+    def show(self, name: str) -> dict:
+        """One dataset's manifest row with its ``files`` and load ``history``; DatasetNotFound when absent."""
+        ...
+
+    def menus(self) -> dict[int, TriggerMenu]:
+        """The trigger menus known to the catalogue, by SMK (trigger names in selections resolve through them)."""
+        ...
+
+    def save_menus(self, menus: Iterable[TriggerMenu]) -> None:
+        """Add or replace trigger menus (before loading data taken with them)."""
+        ...
 
 
 @dataclass
@@ -92,7 +156,7 @@ class CatalogBase:
             ds = parse(dataset)
         except EventIndexError as exc:
             raise BadLoad(str(exc)) from None
-        table = _as_table(records)
+        table = as_table(records)
         check_records(ds, table)
         run = table.column("run_number").to_numpy()
         evt = table.column("event_number").to_numpy()
@@ -121,7 +185,7 @@ class CatalogBase:
             "stages": json.dumps(stages), "smks": json.dumps(smks), "storage": "", "load_id": "",
             "loaded_at": md.now(), "obsolete_at": None,
         }
-        return PreparedLoad(ds, table, stages, row, file_rows, _trigger_counts(table, smks) if counts else [])
+        return PreparedLoad(ds, table, stages, row, file_rows, trigger_counts(table, smks) if counts else [])
 
     def _commit(self, p: PreparedLoad, load_id: str, storage: str) -> str | None:
         """Switch the manifest to the new version in one transaction; returns the replaced load id."""
@@ -194,6 +258,7 @@ class CatalogBase:
         self._bump_generation()
 
     def _candidates(self, sel: Selection, rows: list[dict] | None = None) -> list[dict]:
+        """The manifest rows (of ``rows``, by default all) whose datasets may hold events passing ``sel``."""
         self._refresh()
         rows = [r for r in (rows if rows is not None else self._manifest)
                 if sel.include_obsolete or r["status"] == "loaded"]
@@ -214,6 +279,8 @@ class CatalogBase:
             if sel.time_range and not (r["first_time"] <= sel.time_range[1] and sel.time_range[0] <= r["last_time"]):
                 continue
             out.append(r)
+        if not out:  # a value no dataset has is a typo, not an empty answer
+            check_known(sel, self._manifest)
         if sel.version == "latest":
             newest: dict[tuple, dict] = {}
             for r in out:
@@ -251,8 +318,10 @@ class CatalogBase:
             if not found:
                 if not smks:
                     raise UnknownTrigger(f"unknown trigger {name!r}: no trigger menu is loaded")
-                menus[smks[0]].locate(name)  # raises with close matches
-                raise UnknownTrigger(f"unknown trigger {name!r}")
+                close = close_matches(name, dict.fromkeys(n for smk in smks for n in menus[smk].names))
+                hint = f"; did you mean {', '.join(close)}?" if close else ""
+                raise UnknownTrigger(f"unknown trigger {name!r} in the menus of the selected data "
+                                     f"(SMK {', '.join(map(str, smks))}){hint}")
             out[name] = found
         return out
 
@@ -344,101 +413,3 @@ def row_filters(sel: Selection, rows: list[dict], bits, column, trigger_expr) ->
         clauses.append(f"({e})")
         params += p
     return clauses, params
-
-
-def duplicate_table(run: np.ndarray, evt: np.ndarray) -> pa.Table:
-    """(run, event, copies) for every event present more than once in keys sorted by (run, event)."""
-    if len(run):
-        same = (run[1:] == run[:-1]) & (evt[1:] == evt[:-1])
-        starts = np.flatnonzero(np.concatenate([[True], ~same]))
-    else:
-        starts = np.empty(0, np.int64)
-    copies = np.diff(np.append(starts, len(run)))
-    dup = copies > 1
-    return pa.table({"run_number": pa.array(run[starts[dup]], pa.uint32()),
-                     "event_number": pa.array(evt[starts[dup]], pa.uint64()),
-                     "copies": pa.array(copies[dup], pa.int64())})
-
-
-def _event_id(run, event) -> tuple[int, int]:
-    try:
-        run, event = int(run), int(event)
-    except (TypeError, ValueError):
-        raise BadSelection(f"run and event must be integers, got {run!r} {event!r}") from None
-    if not (0 <= run <= 2**32 - 1) or not (0 <= event <= 2**64 - 1):
-        raise BadSelection(f"run {run} or event {event} out of range (run: 32 bits, event: 64 bits)")
-    return run, event
-
-
-def _as_table(records) -> pa.Table:
-    if isinstance(records, pa.Table):
-        return records
-    if isinstance(records, pa.RecordBatch):
-        return pa.Table.from_batches([records])
-    parts = []
-    for item in records:
-        if isinstance(item, pa.Table):
-            parts.append(item)
-        elif isinstance(item, (str, os.PathLike)):
-            try:
-                parts.append(pq.read_table(item))
-            except (OSError, pa.ArrowException) as exc:
-                raise BadLoad(f"{item}: not a readable Parquet file ({exc})") from None
-        else:
-            raise BadLoad(f"cannot load records from {type(item).__name__}")
-    if not parts:
-        raise BadLoad("no records given")
-    try:
-        return pa.concat_tables(parts, promote_options="none")
-    except pa.ArrowInvalid as exc:
-        raise BadLoad(f"the record files have different schemas: {exc}") from None
-
-
-def check_records(ds: DatasetName, table: pa.Table) -> None:
-    for f in BASE_FIELDS:
-        if f.name not in table.schema.names:
-            raise BadLoad(f"{ds.name}: records lack the column {f.name}")
-        got = table.schema.field(f.name).type
-        if got != f.type:
-            raise BadLoad(f"{ds.name}: column {f.name} is {got}, expected {f.type}")
-    own = f"{ds.datatype}_guid"
-    if own not in table.schema.names:
-        raise BadLoad(f"{ds.name}: records carry no reference to their own {ds.datatype} files ({own})")
-    if table.num_rows == 0:
-        raise BadLoad(f"{ds.name}: no records")
-    if ds.is_mc:
-        bad = pc.not_equal(table.column("mc_channel_number"), pa.scalar(ds.dsid, pa.uint32()))
-        if pc.any(bad).as_py() or table.column("mc_channel_number").null_count:
-            raise BadLoad(f"{ds.name}: records of another channel than {ds.dsid}")
-    else:
-        runs = pc.unique(table.column("run_number")).to_pylist()
-        if runs != [ds.run_number]:
-            other = [r for r in runs if r != ds.run_number]
-            raise BadLoad(f"{ds.name}: records of run {other[0] if other else '?'}, not {ds.run_number}")
-
-
-def _trigger_counts(table: pa.Table, smks: list[int]) -> list[dict]:
-    """Events with each bit set, per menu. Masks are sparse: only the non-zero 64-bit words are looked at, and the
-    bits come from a histogram of (byte position, byte value) times the bits of each byte value."""
-    smk_col = table.column("smk").to_numpy()
-    out = []
-    for level, column in TRIGGER_COLUMNS.items():
-        masks = masks_from_arrow(table.column(column))
-        for smk in smks:
-            sub = masks[smk_col == smk] if len(smks) > 1 else masks
-            width = sub.shape[1]
-            words = np.ascontiguousarray(sub).view("<u8").reshape(-1)
-            nz = np.flatnonzero(words)
-            byte_pos = ((nz % (width // 8)) * 8)[:, None] + np.arange(8)
-            values = words[nz].view(np.uint8).reshape(-1, 8)
-            hist = np.bincount((byte_pos * 256 + values).reshape(-1), minlength=width * 256).reshape(width, 256)
-            counts = (hist @ _BITS_OF_BYTE).reshape(-1)
-            out += [{"smk": smk, "level": level, "bit": int(b), "nevents": int(counts[b])}
-                    for b in np.flatnonzero(counts)]
-    return out
-
-
-def _is_ref_column(name: str) -> bool:
-    stage, _, kind = name.rpartition("_")
-    return kind in ("guid", "oid") and bool(STAGE_RE.match(stage))
-_BITS_OF_BYTE = np.unpackbits(np.arange(256, dtype=np.uint8)[:, None], axis=1, bitorder="little").astype(np.int64)

@@ -14,10 +14,10 @@ from dataclasses import dataclass
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
-from ..errors import EventIndexError
+from ..errors import BadLoad, EventIndexError
 from ..naming import is_valid
 from ..staging import open_staging
-from .embedded import BadLoad, LoadResult
+from .records import LoadResult
 
 
 @dataclass

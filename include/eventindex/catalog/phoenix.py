@@ -13,7 +13,6 @@ No Phoenix server can run on the development machine: the contract tests run aga
 
 from __future__ import annotations
 
-import os
 import time
 from typing import Iterator
 
@@ -23,8 +22,9 @@ import pyarrow as pa
 from ..guid import format_guid
 from ..schema import L1_MASKS, HLT_MASKS, stage_key
 from ..trigger import masks_from_arrow
-from .base import TRIGGER_COLUMNS, CatalogBase, LoadResult, _event_id, _is_ref_column, duplicate_table, row_filters
-from .selection import BadSelection, Selection, make_selection
+from .base import CatalogBase, row_filters
+from .records import TRIGGER_COLUMNS, LoadResult, duplicate_table, is_ref_column
+from .selection import BadSelection, Selection, check_pairs, event_id, make_selection
 
 UPSERT_BATCH = 2000
 LOOKUP_CHUNK = 500
@@ -52,18 +52,20 @@ def ddl(table: str = "EI_EVENTS", salt_buckets: int = 16) -> str:
 class PhoenixCatalog(CatalogBase):
     backend = "phoenix"
 
-    def __init__(self, url: str, metadata_url: str, table_prefix: str = "EI"):
+    def __init__(self, url: str, metadata_url: str, table_prefix: str = "EI", *, auth: str | None = None,
+                 user: str | None = None, password: str | None = None, ca: str | None = None):
+        """``auth``: SPNEGO (Kerberos), BASIC or DIGEST; ``user``/``password`` for the last two; ``ca``: the CA
+        bundle that signed the query server's certificate. ``open_catalog`` passes them from the settings."""
         import phoenixdb
 
         options = {}
-        auth = os.environ.get("EVENTINDEX_PHOENIX_AUTH")  # SPNEGO (Kerberos), BASIC or DIGEST
         if auth:
             options["authentication"] = auth
-        if os.environ.get("EVENTINDEX_PHOENIX_USER"):
-            options["avatica_user"] = os.environ["EVENTINDEX_PHOENIX_USER"]
-            options["avatica_password"] = os.environ.get("EVENTINDEX_PHOENIX_PASSWORD", "")
-        if os.environ.get("EVENTINDEX_PHOENIX_CA"):
-            options["verify"] = os.environ["EVENTINDEX_PHOENIX_CA"]
+        if user:
+            options["avatica_user"] = user
+            options["avatica_password"] = password or ""
+        if ca:
+            options["verify"] = ca
         self.conn = phoenixdb.connect(url, autocommit=True, **options)
         self.table = f"{table_prefix}_EVENTS"
         with self.conn.cursor() as cur:
@@ -91,7 +93,7 @@ class PhoenixCatalog(CatalogBase):
             load_key = int(cur.fetchone()[0])
             names = [n for n, _ in EVENT_COLUMNS] + [f"{s}_{k}" for s in p.stages for k in ("GUID", "OID")]
             sql = f"UPSERT INTO {self.table} ({', '.join(names)}) VALUES ({', '.join('?' * len(names))})"
-            rows = _rows(p.table, p.stages, load_key)
+            rows = upsert_rows(p.table, p.stages, load_key)
             for start in range(0, len(rows), UPSERT_BATCH):
                 cur.executemany(sql, rows[start:start + UPSERT_BATCH])
         replaced = self._commit(p, str(load_key), f"phoenix:{self.table}/{load_key}")
@@ -108,7 +110,7 @@ class PhoenixCatalog(CatalogBase):
         return {int(r["load_id"]): r for r in rows}
 
     def lookup(self, run: int, event: int, *, project=None, datatype=None, version=None) -> list[dict]:
-        run, event = _event_id(run, event)
+        run, event = event_id(run, event)
         rows = self._live(self._candidates(make_selection(project=project, datatype=datatype, version=version)))
         stages = sorted({s for r in rows.values() for s in r["stages"]}, key=stage_key)
         cols = ", ".join(["LOAD_KEY", "LUMI_BLOCK"] + [f"{s}_{k}" for s in stages for k in ("GUID", "OID")])
@@ -131,7 +133,7 @@ class PhoenixCatalog(CatalogBase):
         return sorted(out, key=lambda m: m["dataset"])
 
     def lookup_many(self, pairs, *, project=None, datatype=None, version=None) -> pa.Table:
-        pairs = np.asarray(pairs, dtype=np.uint64).reshape(-1, 2)
+        pairs = check_pairs(pairs)
         rows = self._live(self._candidates(make_selection(project=project, datatype=datatype, version=version)))
         stages = sorted({s for r in rows.values() for s in r["stages"]}, key=stage_key)
         cols = ["RUN_NUMBER", "EVENT_NUMBER", "LOAD_KEY", "LUMI_BLOCK"] + \
@@ -186,7 +188,7 @@ class PhoenixCatalog(CatalogBase):
         rows = self._candidates(sel)
         columns = list(columns or ["dataset", "run_number", "event_number", "lumi_block", "stream"])
         plain = {n.lower() for n, _ in EVENT_COLUMNS} | {"timestamp", "timestamp_ns", "dataset"}
-        bad = [c for c in columns if c not in plain and not _is_ref_column(c)]
+        bad = [c for c in columns if c not in plain and not is_ref_column(c)]
         if bad:
             raise BadSelection(f"unknown column(s) {', '.join(map(repr, bad))}")
         if not rows:
@@ -197,7 +199,7 @@ class PhoenixCatalog(CatalogBase):
         names = {r["load_id"]: r["name"] for r in rows}
         wanted = ["LOAD_KEY"] + [
             {"timestamp": "TS", "timestamp_ns": "TS_NS"}.get(c, c.upper()) for c in columns if c != "dataset"
-            and (not _is_ref_column(c) or c.rpartition("_")[0] in stages)]
+            and (not is_ref_column(c) or c.rpartition("_")[0] in stages)]
         return self._batches(f"SELECT {', '.join(wanted)} FROM {self.table} WHERE {sql}", params, columns,
                              wanted, names, batch_size)
 
@@ -271,7 +273,7 @@ def _trigger_expr(where: dict[int, tuple[str, int]]) -> tuple[str, list]:
     return " OR ".join(parts), params
 
 
-def _rows(table: pa.Table, stages: list[str], load_key: int) -> list[list]:
+def upsert_rows(table: pa.Table, stages: list[str], load_key: int) -> list[list]:
     """The UPSERT parameter rows (Phoenix takes Python values; masks and GUIDs as bytes)."""
     n = table.num_rows
     cols = []

@@ -10,11 +10,15 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field, replace
 
+import numpy as np
+
 from ..errors import BadSelection, EventIndexError
 from ..guid import normalize_guid
 from ..naming import DATATYPE_RE, PROJECT_RE, STREAM_RE, TAG_RE
+from ..trigger import close_matches
 
 UINT32_MAX = 2**32 - 1
+UINT64_MAX = 2**64 - 1
 TRIGGER_RE = re.compile(r"^(L1|HLT)_[A-Za-z0-9_.\-]{1,120}$")
 
 
@@ -111,3 +115,58 @@ def overlaps_ranges(lo: int, hi: int, ranges: tuple[Range, ...]) -> bool:
 
 def contained(lo: int, hi: int, ranges: tuple[Range, ...]) -> bool:
     return not ranges or any(a <= lo and hi <= b for a, b in ranges)
+
+
+_NAMED = (("project", "project"), ("stream", "stream"), ("datatype", "data type"), ("version", "version"))
+
+
+def event_id(run, event) -> tuple[int, int]:
+    """``(run, event)`` as integers that fit the record schema (run: 32 bits, event: 64 bits), else BadSelection
+    naming the number that does not and the range it must be in."""
+    try:
+        run, event = int(run), int(event)
+    except (TypeError, ValueError):
+        raise BadSelection(f"run and event must be integers, got {run!r} {event!r}") from None
+    if not 0 <= run <= UINT32_MAX:
+        raise BadSelection(f"run {run} is out of range (0..{UINT32_MAX})")
+    if not 0 <= event <= UINT64_MAX:
+        raise BadSelection(f"event {event} is out of range (0..{UINT64_MAX})")
+    return run, event
+
+
+def check_known(sel: Selection, manifest: list[dict]) -> None:
+    """Refuse a selection naming a project, stream, data type or version that no dataset has.
+
+    Such a selection can only ever answer 0, and a typo (physics_Mian) would pass for "no such events". Obsolete
+    datasets count only when the selection includes them. Called by the backends when no dataset matches, so a
+    good selection pays nothing for the check.
+    """
+    rows = [r for r in manifest if sel.include_obsolete or r["status"] == "loaded"]
+    for key, what in _NAMED:
+        value = getattr(sel, key)
+        if value is None or (key == "version" and value == "latest"):
+            continue
+        known = list(dict.fromkeys(r[key] for r in rows if r[key] is not None))
+        if value in known:
+            continue
+        if not manifest:
+            raise BadSelection(f"unknown {what} {value!r}: the catalogue holds no datasets; load some first "
+                               "(`eventindex load` or `make demo`)")
+        if any(r[key] == value for r in manifest):
+            raise BadSelection(f"{what} {value!r} is only in obsolete datasets (include obsolete datasets to "
+                               "select them: --include-obsolete)")
+        if not known:
+            raise BadSelection(f"unknown {what} {value!r}: every dataset in the catalogue is obsolete")
+        shown = [v or "'' (RAW, no AMI tag)" for v in known[:20]]
+        more = f" and {len(known) - 20} more" if len(known) > 20 else ""
+        close = close_matches(value, [v for v in known if v], n=1)
+        hint = f" (did you mean {close[0]}?)" if close else ""
+        raise BadSelection(f"unknown {what} {value!r}: the catalogue holds {', '.join(shown)}{more}{hint}")
+
+
+def check_pairs(pairs) -> np.ndarray:
+    """(run, event) pairs as an ``(N, 2)`` uint64 array, refused when a run does not fit in 32 bits."""
+    pairs = np.asarray(pairs, dtype=np.uint64).reshape(-1, 2)
+    if len(pairs) and int(pairs[:, 0].max()) > UINT32_MAX:
+        raise BadSelection(f"run {int(pairs[:, 0].max())} is out of range (0..{UINT32_MAX})")
+    return pairs

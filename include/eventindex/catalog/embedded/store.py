@@ -1,42 +1,32 @@
-"""The embedded event store: one sorted Parquet file per dataset version, a memory-mapped key file for lookups,
-and a manifest in the metadata DB; queried with DuckDB (scans) and numpy (lookups).
-
-Layout under the catalogue folder::
-
-    data/dataset=<name>/<load_id>.parquet      all index records of the dataset, sorted by (run, event)
-    data/dataset=<name>/<load_id>.keys.arrow   uncompressed Arrow IPC: run, event, lumi block and references,
-                                               same order; memory-mapped, so a lookup is two binary searches
-    GENERATION                                 replaced after every commit; readers stat it to see changes
-
-A load writes both files under new names, then switches the manifest row in one transaction: a crash before the
-commit leaves the previous version fully visible (the orphan files are removed by ``gc``), and a reload replaces
-the dataset as a whole. Different datasets load concurrently from different processes.
+"""``EmbeddedCatalog``: the embedded store's loads, lookups, counts, selections and consistency checks over the
+files described in the package docstring, with the manifest kept by ``CatalogBase``.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import time
 import uuid
-from concurrent.futures import ThreadPoolExecutor
 from collections import defaultdict
-from dataclasses import dataclass, field
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Iterable, Iterator
 
 import duckdb
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.ipc as ipc
 import pyarrow.parquet as pq
 
-from ..guid import format_guid
-from ..schema import BASE_FIELDS, stage_key, stages_of
-from .base import (TRIGGER_COLUMNS, BadLoad, CatalogBase, LoadResult, _event_id, _is_ref_column,  # noqa: F401
-                   _trigger_counts, duplicate_table, row_filters)
-from .selection import BadSelection, Selection, contained, make_selection
+from ...schema import BASE_FIELDS
+from ..base import CatalogBase
+from ..records import LoadResult, duplicate_table, is_ref_column, trigger_counts
+from ..selection import BadSelection, Selection, check_pairs, contained, event_id, make_selection
+from . import scans
+from .files import write_atomic, young
+from .keys import KeyFile, lookup_table, match_record, write_keys
+from .scans import batches, quote_column, trigger_expr
 
 PARQUET_OPTIONS = dict(compression="zstd", compression_level=1, row_group_size=128 * 1024,
                        use_dictionary=["stream", "smk", "l1psk", "hltpsk"],
@@ -44,48 +34,8 @@ PARQUET_OPTIONS = dict(compression="zstd", compression_level=1, row_group_size=1
 REPLACED_GRACE_S = 300  # how long a replaced version stays on disk for readers still using it
 
 
-@dataclass
-class _Keys:
-    """A dataset's lookup columns, memory-mapped; GUIDs are turned into text only when a result needs them."""
-
-    run: np.ndarray
-    event: np.ndarray
-    lumi_block: np.ndarray
-    refs: dict[str, tuple[np.ndarray, pa.Array, np.ndarray]]  # stage -> (guid index, guid dictionary, oid)
-    run_starts: dict[int, tuple[int, int]]
-    _text: dict[str, list[str]] = field(default_factory=dict)
-
-    @classmethod
-    def open(cls, path: Path) -> "_Keys":
-        table = ipc.open_file(pa.memory_map(str(path))).read_all()
-        col = lambda name: table.column(name).chunk(0)  # noqa: E731
-        run = col("run_number").to_numpy()
-        refs = {}
-        for stage in stages_of(table.schema):
-            g = col(f"{stage}_guid")
-            refs[stage] = (g.indices.to_numpy(), g.dictionary, col(f"{stage}_oid").to_numpy())
-        cuts = np.flatnonzero(run[1:] != run[:-1]) + 1
-        starts = np.concatenate([[0], cuts]).astype(np.int64)
-        ends = np.concatenate([cuts, [len(run)]]).astype(np.int64)
-        run_starts = {int(run[s]): (int(s), int(e)) for s, e in zip(starts, ends)} if len(run) else {}
-        return cls(run, col("event_number").to_numpy(), col("lumi_block").to_numpy(), refs, run_starts)
-
-    def guids(self, stage: str) -> list[str]:
-        """The stage's file GUIDs as text, in dictionary order."""
-        text = self._text.get(stage)
-        if text is None:
-            text = self._text[stage] = [format_guid(b) for b in self.refs[stage][1].to_pylist()]
-        return text
-
-    def warm(self) -> None:
-        """Page the lookup columns in (a service does this once, so the first lookups do not wait on the disk)."""
-        for array in (self.run, self.event, self.lumi_block):
-            int(array[:: max(1, 4096 // array.itemsize)].sum()) if len(array) else None
-
-
 def _retry_on_vanished_files(method):
     """A reader may resolve a dataset version just as a reload retires it: refresh the manifest and retry."""
-    import functools
 
     @functools.wraps(method)
     def wrapper(self, *args, **kwargs):
@@ -107,7 +57,7 @@ class EmbeddedCatalog(CatalogBase):
     def __init__(self, root: str | Path, metadata_url: str):
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
-        self._keys: dict[str, _Keys] = {}
+        self._keys: dict[str, KeyFile] = {}
         super().__init__(metadata_url)
 
     def _generation_key(self):
@@ -139,18 +89,13 @@ class EmbeddedCatalog(CatalogBase):
         tmp.write_text(f"{time.time_ns()} {uuid.uuid4().hex}\n")
         os.replace(tmp, self._generation_file)
 
-
-
-
-
-
     def _path(self, row: dict, suffix: str) -> Path:
         return self.root / "data" / f"dataset={row['name']}" / f"{row['load_id']}{suffix}"
 
-    def _keys_of(self, row: dict) -> _Keys:
+    def _keys_of(self, row: dict) -> KeyFile:
         keys = self._keys.get(row["load_id"])
         if keys is None:
-            keys = self._keys[row["load_id"]] = _Keys.open(self._path(row, ".keys.arrow"))
+            keys = self._keys[row["load_id"]] = KeyFile.open(self._path(row, ".keys.arrow"))
         return keys
 
     # --- loading --------------------------------------------------------------------------------------------
@@ -166,17 +111,17 @@ class EmbeddedCatalog(CatalogBase):
         pq_path, keys_path = folder / f"{load_id}.parquet", folder / f"{load_id}.keys.arrow"
         # The Parquet writer releases the GIL: write it on a second core while the key file and counts are made.
         with ThreadPoolExecutor(max_workers=1) as pool:
-            parquet = pool.submit(_write_atomic, pq_path,
+            parquet = pool.submit(write_atomic, pq_path,
                                   lambda path: pq.write_table(p.table, path, **PARQUET_OPTIONS))
             try:
-                _write_atomic(keys_path, lambda path: _write_keys(p.table, p.stages, path))
-                p.counts = _trigger_counts(p.table, json.loads(p.row["smks"]))
+                write_atomic(keys_path, lambda path: write_keys(p.table, p.stages, path))
+                p.counts = trigger_counts(p.table, json.loads(p.row["smks"]))
             finally:
                 parquet.result()
         replaced = self._commit(p, load_id, str(pq_path.relative_to(self.root)))
         # Replaced versions stay a while for readers that resolved them just before the switch.
         for path in folder.iterdir():
-            if not path.name.startswith(load_id) and not _young(path, REPLACED_GRACE_S):
+            if not path.name.startswith(load_id) and not young(path, REPLACED_GRACE_S):
                 path.unlink(missing_ok=True)
         n = p.table.num_rows
         return LoadResult(p.ds.name, load_id, n, p.row["unique_events"], n - p.row["unique_events"],
@@ -196,20 +141,18 @@ class EmbeddedCatalog(CatalogBase):
         removed = []
         for path in (self.root / "data").glob("dataset=*/*"):
             load_id = path.name.split(".")[0]
-            if load_id not in live and not _young(path, min_age_s):
+            if load_id not in live and not young(path, min_age_s):
                 path.unlink(missing_ok=True)
                 removed.append(path)
         return removed
 
-    # --- choosing datasets ----------------------------------------------------------------------------------
-
-
+    # --- lookups --------------------------------------------------------------------------------------------
 
     @_retry_on_vanished_files
     def lookup(self, run: int, event: int, *, project: str | None = None, datatype: str | None = None,
                version: str | None = None) -> list[dict]:
         """Every record of (run, event) with its references per format."""
-        run, event = _event_id(run, event)
+        run, event = event_id(run, event)
         sel = make_selection(project=project, datatype=datatype, version=version, runs=[(run, run)])
         self._refresh()
         rows = self._by_run.get(run, []) + self._wide
@@ -224,7 +167,7 @@ class EmbeddedCatalog(CatalogBase):
             lo, hi = span
             i = lo + int(np.searchsorted(keys.event[lo:hi], np.uint64(event), "left"))  # a Python int would copy
             while i < hi and keys.event[i] == event:
-                matches.append(_match(r, keys, i, run, event))
+                matches.append(match_record(r, keys, i, run, event))
                 i += 1
         return matches
 
@@ -232,10 +175,8 @@ class EmbeddedCatalog(CatalogBase):
     def lookup_many(self, pairs, *, project: str | None = None, datatype: str | None = None,
                     version: str | None = None) -> pa.Table:
         """Vectorized lookup of many (run, event) pairs: one row per match, with the request index."""
-        pairs = np.asarray(pairs, dtype=np.uint64).reshape(-1, 2)
+        pairs = check_pairs(pairs)
         runs, events = pairs[:, 0], pairs[:, 1]
-        if len(runs) and int(runs.max()) > 2**32 - 1:
-            raise BadSelection("run numbers must fit in 32 bits")
         sel = make_selection(project=project, datatype=datatype, version=version)
         rows = self._candidates(sel)
         order = np.argsort(runs, kind="stable")
@@ -264,12 +205,10 @@ class EmbeddedCatalog(CatalogBase):
                 out["run_number"].append(keys.run[pos])
                 out["event_number"].append(keys.event[pos])
                 out["lumi_block"].append(keys.lumi_block[pos])
-                out["_refs"].append((r, pos))
-        return _lookup_table(out, self)
+                out["refs"].append((keys, pos))
+        return lookup_table(out)
 
     # --- counts and selections ------------------------------------------------------------------------------
-
-
 
     def select(self, sel: Selection, columns: list[str] | None = None,
                batch_size: int = 65536) -> Iterator[pa.RecordBatch]:
@@ -279,7 +218,7 @@ class EmbeddedCatalog(CatalogBase):
         allowed = {f.name for f in BASE_FIELDS} | {"dataset"}
         stages = {s for r in rows for s in r["stages"]}
         allowed |= {f"{s}_{k}" for s in stages for k in ("guid", "oid")}
-        bad = [c for c in columns if c not in allowed and not _is_ref_column(c)]
+        bad = [c for c in columns if c not in allowed and not is_ref_column(c)]
         if bad:
             raise BadSelection(f"unknown column(s) {', '.join(map(repr, bad))}; choose from {', '.join(sorted(allowed))}")
         if not rows:
@@ -290,11 +229,11 @@ class EmbeddedCatalog(CatalogBase):
             return self._select_from_keys(sel, rows, columns)
         bits = self._trigger_bits(sel.triggers, rows) if sel.triggers else {}
         sql, params = self._where(sel, rows, bits)
-        cols = ", ".join(_quote_col(c, stages) for c in columns)
-        con = self._connect()
+        cols = ", ".join(quote_column(c, stages) for c in columns)
+        con = scans.connect()
         reader = con.sql(f"SELECT {cols} FROM {self._source(rows)} WHERE {sql}", params=params) \
             .to_arrow_reader(batch_size)
-        return _batches(reader, con)
+        return batches(reader, con)
 
     @_retry_on_vanished_files
     def _select_from_keys(self, sel: Selection, rows: list[dict], columns: list[str]) -> Iterator[pa.RecordBatch]:
@@ -372,7 +311,7 @@ class EmbeddedCatalog(CatalogBase):
         sql, params = self._where(sel, rows, self._trigger_bits(sel.triggers, rows) if sel.triggers else {})
         exprs, eparams = [], []
         for t in triggers:
-            e, p = _trigger_expr(bits[t])
+            e, p = trigger_expr(bits[t])
             exprs.append(e)
             eparams.append(p)
         sums, sparams = [], []
@@ -411,136 +350,13 @@ class EmbeddedCatalog(CatalogBase):
         return pa.table({"run_number": np.concatenate(runs) if runs else np.empty(0, np.uint32),
                          "event_number": np.concatenate(events) if events else np.empty(0, np.uint64)})
 
+    # --- scans ----------------------------------------------------------------------------------------------
 
     def _source(self, rows: list[dict]) -> str:
-        paths = [str(self._path(r, ".parquet")) for r in rows]
-        listing = ", ".join("'" + p.replace("'", "''") + "'" for p in paths)
-        return f"read_parquet([{listing}], hive_partitioning = true, union_by_name = true)"
+        return scans.parquet_source([str(self._path(r, ".parquet")) for r in rows])
 
     def _where(self, sel: Selection, rows: list[dict], bits) -> tuple[str, list]:
-        clauses, params = row_filters(sel, rows, bits, lambda name: f'"{name}"', _trigger_expr)
-        return " AND ".join(["TRUE", *clauses]), params
-
-    def _connect(self) -> duckdb.DuckDBPyConnection:
-        con = duckdb.connect()
-        con.execute(f"SET threads TO {min(2, os.cpu_count() or 1)}")
-        return con
+        return scans.where_sql(sel, rows, bits)
 
     def _duck(self, sql: str, params: list):
-        return self._connect().execute(sql, params)
-
-
-# --- helpers ------------------------------------------------------------------------------------------------
-
-
-def _batches(reader, con) -> Iterator[pa.RecordBatch]:
-    try:
-        yield from reader
-    finally:
-        con.close()
-
-
-
-
-def _match(row: dict, keys: _Keys, i: int, run: int, event: int) -> dict:
-    refs = {}
-    for stage, (idx, _, oid) in keys.refs.items():
-        refs[stage] = {"guid": keys.guids(stage)[idx[i]], "oid": int(oid[i])}
-    return {"dataset": row["name"], "project": row["project"], "datatype": row["datatype"],
-            "version": row["version"], "stream": row["stream"], "run_number": run, "event_number": event,
-            "lumi_block": int(keys.lumi_block[i]), "refs": refs}
-
-
-def _lookup_table(out: dict, catalog: EmbeddedCatalog) -> pa.Table:
-    if not out:
-        return pa.table({"request": pa.array([], pa.int64()), "dataset": pa.array([], pa.string()),
-                         "datatype": pa.array([], pa.string()), "version": pa.array([], pa.string()),
-                         "run_number": pa.array([], pa.uint32()), "event_number": pa.array([], pa.uint64()),
-                         "lumi_block": pa.array([], pa.uint32())})
-    cols = {
-        "request": pa.array(np.concatenate(out["request"]).astype(np.int64)),
-        "dataset": pa.array(np.concatenate(out["dataset"]), pa.string()),
-        "datatype": pa.array(np.concatenate(out["datatype"]), pa.string()),
-        "version": pa.array(np.concatenate(out["version"]), pa.string()),
-        "run_number": pa.array(np.concatenate(out["run_number"])),
-        "event_number": pa.array(np.concatenate(out["event_number"])),
-        "lumi_block": pa.array(np.concatenate(out["lumi_block"])),
-    }
-    n = len(cols["request"])
-    stages = sorted({s for r, _ in out["_refs"] for s in catalog._keys_of(r).refs}, key=stage_key)
-    for stage in stages:
-        guid_parts, oid_parts = [], []
-        for r, pos in out["_refs"]:
-            keys = catalog._keys_of(r)
-            if stage in keys.refs:
-                idx, _, oid = keys.refs[stage]
-                guid_parts.append(np.asarray(keys.guids(stage), dtype=object)[idx[pos]])
-                oid_parts.append(oid[pos].astype(np.uint64))
-            else:
-                guid_parts.append(np.full(len(pos), None, dtype=object))
-                oid_parts.append(np.full(len(pos), None, dtype=object))
-        cols[f"{stage}_guid"] = pa.array(np.concatenate(guid_parts), pa.string())
-        cols[f"{stage}_oid"] = pa.array(np.concatenate(oid_parts), pa.uint64())
-    assert all(len(c) == n for c in cols.values())
-    return pa.table(cols)
-
-
-def _trigger_expr(where: dict[int, tuple[str, int]]) -> tuple[str, list]:
-    """SQL for 'this trigger passed' over events of several menus (bit positions differ per SMK)."""
-    parts, params = [], []
-    for smk, (level, bit) in sorted(where.items()):
-        # DuckDB's BIT type numbers bits from the most significant bit of the first byte
-        parts.append(f"(smk = ? AND get_bit(CAST({TRIGGER_COLUMNS[level]} AS BIT), ?) = 1)")
-        params += [smk, (bit // 8) * 8 + 7 - bit % 8]
-    return " OR ".join(parts), params
-
-
-
-
-def _quote_col(name: str, stages: set[str]) -> str:
-    if _is_ref_column(name) and name.rpartition("_")[0] not in stages:
-        return f'NULL AS "{name}"'
-    if name.endswith("_guid"):  # 16 bytes -> the upper-case UUID text POOL writes
-        h = f'hex("{name}")'
-        parts = "|| '-' ||".join(f"substr({h}, {a}, {n})" for a, n in ((1, 8), (9, 4), (13, 4), (17, 4), (21, 12)))
-        return f'({parts}) AS "{name}"'
-    return f'"{name}"'
-
-
-
-
-
-
-
-
-
-
-def _write_keys(table: pa.Table, stages: list[str], path) -> None:
-    cols = {"run_number": table.column("run_number"), "event_number": table.column("event_number"),
-            "lumi_block": table.column("lumi_block")}
-    for s in stages:
-        cols[f"{s}_guid"] = pc.dictionary_encode(table.column(f"{s}_guid")).combine_chunks()
-        cols[f"{s}_oid"] = table.column(f"{s}_oid")
-    keys = pa.table(cols).combine_chunks()
-    with pa.OSFile(str(path), "wb") as sink, ipc.new_file(sink, keys.schema) as writer:
-        writer.write_table(keys, max_chunksize=len(keys) or None)
-
-
-def _write_atomic(path: Path, write) -> None:
-    part = path.with_name(path.name + ".part")
-    try:
-        write(str(part))
-        with open(part, "rb") as fh:
-            os.fsync(fh.fileno())
-        os.replace(part, path)
-    except BaseException:
-        part.unlink(missing_ok=True)
-        raise
-
-
-def _young(path: Path, seconds: float = 3600) -> bool:
-    """A file a load in progress may still be writing (gc leaves it alone)."""
-    try:
-        return time.time() - path.stat().st_mtime < seconds
-    except FileNotFoundError:
-        return False
+        return scans.run(sql, params)

@@ -1,0 +1,23 @@
+"""The embedded event store: one sorted Parquet file per dataset version, a memory-mapped key file for lookups,
+and a manifest in the metadata DB; queried with DuckDB (scans) and numpy (lookups).
+
+Layout under the catalogue folder::
+
+    data/dataset=<name>/<load_id>.parquet      all index records of the dataset, sorted by (run, event)
+    data/dataset=<name>/<load_id>.keys.arrow   uncompressed Arrow IPC: run, event, lumi block and references,
+                                               same order; memory-mapped, so a lookup is two binary searches
+    GENERATION                                 replaced after every commit; readers stat it to see changes
+
+A load writes both files under new names, then switches the manifest row in one transaction: a crash before the
+commit leaves the previous version fully visible (the orphan files are removed by ``gc``), and a reload replaces
+the dataset as a whole. Different datasets load concurrently from different processes.
+
+Modules: ``store`` (the catalogue class), ``keys`` (the key file and lookups in it), ``scans`` (DuckDB SQL),
+``files`` (atomic writes).
+"""
+
+from ...errors import BadLoad
+from ..records import LoadResult
+from .store import EmbeddedCatalog
+
+__all__ = ["BadLoad", "EmbeddedCatalog", "LoadResult"]  # BadLoad and LoadResult: where callers long found them

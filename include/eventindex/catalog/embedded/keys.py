@@ -1,0 +1,113 @@
+"""The key file of a dataset version: run, event, lumi block and the references of every stage, sorted by
+(run, event), in uncompressed Arrow IPC so that it is memory-mapped rather than read. A lookup is two binary
+searches in it, and selections that want only these columns never open the Parquet file.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.ipc as ipc
+
+from ...guid import format_guid
+from ...schema import stage_key, stages_of
+
+
+@dataclass
+class KeyFile:
+    """A dataset's lookup columns, memory-mapped; GUIDs are turned into text only when a result needs them."""
+
+    run: np.ndarray
+    event: np.ndarray
+    lumi_block: np.ndarray
+    refs: dict[str, tuple[np.ndarray, pa.Array, np.ndarray]]  # stage -> (guid index, guid dictionary, oid)
+    run_starts: dict[int, tuple[int, int]]
+    _text: dict[str, list[str]] = field(default_factory=dict)
+
+    @classmethod
+    def open(cls, path: Path) -> "KeyFile":
+        table = ipc.open_file(pa.memory_map(str(path))).read_all()
+        col = lambda name: table.column(name).chunk(0)  # noqa: E731
+        run = col("run_number").to_numpy()
+        refs = {}
+        for stage in stages_of(table.schema):
+            g = col(f"{stage}_guid")
+            refs[stage] = (g.indices.to_numpy(), g.dictionary, col(f"{stage}_oid").to_numpy())
+        cuts = np.flatnonzero(run[1:] != run[:-1]) + 1
+        starts = np.concatenate([[0], cuts]).astype(np.int64)
+        ends = np.concatenate([cuts, [len(run)]]).astype(np.int64)
+        run_starts = {int(run[s]): (int(s), int(e)) for s, e in zip(starts, ends)} if len(run) else {}
+        return cls(run, col("event_number").to_numpy(), col("lumi_block").to_numpy(), refs, run_starts)
+
+    def guids(self, stage: str) -> list[str]:
+        """The stage's file GUIDs as text, in dictionary order."""
+        text = self._text.get(stage)
+        if text is None:
+            text = self._text[stage] = [format_guid(b) for b in self.refs[stage][1].to_pylist()]
+        return text
+
+    def warm(self) -> None:
+        """Page the lookup columns in (a service does this once, so the first lookups do not wait on the disk)."""
+        for array in (self.run, self.event, self.lumi_block):
+            int(array[:: max(1, 4096 // array.itemsize)].sum()) if len(array) else None
+
+
+def write_keys(table: pa.Table, stages: list[str], path) -> None:
+    """Write the key file of records sorted by (run, event); GUIDs dictionary-encoded (few files, many events)."""
+    cols = {"run_number": table.column("run_number"), "event_number": table.column("event_number"),
+            "lumi_block": table.column("lumi_block")}
+    for s in stages:
+        cols[f"{s}_guid"] = pc.dictionary_encode(table.column(f"{s}_guid")).combine_chunks()
+        cols[f"{s}_oid"] = table.column(f"{s}_oid")
+    keys = pa.table(cols).combine_chunks()
+    with pa.OSFile(str(path), "wb") as sink, ipc.new_file(sink, keys.schema) as writer:
+        writer.write_table(keys, max_chunksize=len(keys) or None)
+
+
+def match_record(row: dict, keys: KeyFile, i: int, run: int, event: int) -> dict:
+    """One ``lookup`` answer: entry ``i`` of the key file of the dataset whose manifest row is ``row``."""
+    refs = {}
+    for stage, (idx, _, oid) in keys.refs.items():
+        refs[stage] = {"guid": keys.guids(stage)[idx[i]], "oid": int(oid[i])}
+    return {"dataset": row["name"], "project": row["project"], "datatype": row["datatype"],
+            "version": row["version"], "stream": row["stream"], "run_number": run, "event_number": event,
+            "lumi_block": int(keys.lumi_block[i]), "refs": refs}
+
+
+def lookup_table(out: dict) -> pa.Table:
+    """The ``lookup_many`` answer from the matches gathered per dataset: ``out`` holds lists of arrays per column,
+    and ``refs`` the (key file, positions) of each part, whose references become ``<STAGE>_guid``/``_oid``."""
+    if not out:
+        return pa.table({"request": pa.array([], pa.int64()), "dataset": pa.array([], pa.string()),
+                         "datatype": pa.array([], pa.string()), "version": pa.array([], pa.string()),
+                         "run_number": pa.array([], pa.uint32()), "event_number": pa.array([], pa.uint64()),
+                         "lumi_block": pa.array([], pa.uint32())})
+    cols = {
+        "request": pa.array(np.concatenate(out["request"]).astype(np.int64)),
+        "dataset": pa.array(np.concatenate(out["dataset"]), pa.string()),
+        "datatype": pa.array(np.concatenate(out["datatype"]), pa.string()),
+        "version": pa.array(np.concatenate(out["version"]), pa.string()),
+        "run_number": pa.array(np.concatenate(out["run_number"])),
+        "event_number": pa.array(np.concatenate(out["event_number"])),
+        "lumi_block": pa.array(np.concatenate(out["lumi_block"])),
+    }
+    n = len(cols["request"])
+    stages = sorted({s for keys, _ in out["refs"] for s in keys.refs}, key=stage_key)
+    for stage in stages:
+        guid_parts, oid_parts = [], []
+        for keys, pos in out["refs"]:
+            if stage in keys.refs:
+                idx, _, oid = keys.refs[stage]
+                guid_parts.append(np.asarray(keys.guids(stage), dtype=object)[idx[pos]])
+                oid_parts.append(oid[pos].astype(np.uint64))
+            else:
+                guid_parts.append(np.full(len(pos), None, dtype=object))
+                oid_parts.append(np.full(len(pos), None, dtype=object))
+        cols[f"{stage}_guid"] = pa.array(np.concatenate(guid_parts), pa.string())
+        cols[f"{stage}_oid"] = pa.array(np.concatenate(oid_parts), pa.uint64())
+    assert all(len(c) == n for c in cols.values())
+    return pa.table(cols)
