@@ -7,7 +7,13 @@ from eventindex.catalog import make_selection
 from eventindex.catalog.embedded import BadLoad, EmbeddedCatalog
 from eventindex.ddm import LocalRucio, register_world
 from eventindex.producer import produce
+from eventindex.workarea import WorkArea
 from tests.conftest import corrupt_copy, dataset
+
+
+def _work(tmp_path) -> WorkArea:
+    """The run's work area that fetch copies into (one per test, as a DAG run has its own)."""
+    return WorkArea(str(tmp_path / "work"), "manual__test")
 
 
 @pytest.fixture
@@ -21,16 +27,16 @@ def ddm(small_world, tmp_path):
 def test_a_good_dataset_goes_through_fetch_validate_load_publish(staged_world, ddm, tmp_path):
     world, _, staging = staged_world
     d = dataset(world, "AOD", tag="r11969_r11784_p4072")
-    fetched = ingest.fetch(d["name"], str(staging), tmp_path / "work")
+    fetched = ingest.fetch(d["name"], str(staging), _work(tmp_path))
     summary = ingest.validate(fetched, ddm)
     assert summary["nevents"] == d["nevents"] and summary["nfiles"] == len(d["files"])
     catalog = EmbeddedCatalog(tmp_path / "cat", f"sqlite:///{tmp_path / 'm.sqlite'}")
     ingest.load(catalog, fetched)
-    ingest.load(catalog, ingest.fetch(d["name"], str(staging), tmp_path / "work"))  # rerun: same result
+    ingest.load(catalog, ingest.fetch(d["name"], str(staging), _work(tmp_path)))  # rerun: same result
     assert catalog.count(make_selection(dataset=d["name"])) == d["nevents"]
     older = dataset(world, "AOD", tag="f961_m1831")
-    ingest.load(catalog, ingest.fetch(older["name"], str(staging), tmp_path / "work"))
-    ingest.load(catalog, ingest.fetch(d["name"], str(staging), tmp_path / "work"))
+    ingest.load(catalog, ingest.fetch(older["name"], str(staging), _work(tmp_path)))
+    ingest.load(catalog, ingest.fetch(d["name"], str(staging), _work(tmp_path)))
     published = ingest.publish(catalog, d["name"], obsolete_older=True)
     assert published["obsoleted"] == [older["name"]] and published["nevents"] == d["nevents"]
     assert catalog.show(older["name"])["status"] == "obsolete"
@@ -39,7 +45,7 @@ def test_a_good_dataset_goes_through_fetch_validate_load_publish(staged_world, d
 def _fetched(staged_world, tmp_path, kind="RAW", **kw):
     world, _, staging = staged_world
     d = dataset(world, kind, **kw)
-    return d, ingest.fetch(d["name"], str(staging), tmp_path / "work")
+    return d, ingest.fetch(d["name"], str(staging), _work(tmp_path))
 
 
 def test_a_file_missing_from_rucio_fails_validation_naming_it(staged_world, ddm, tmp_path):
@@ -86,7 +92,7 @@ def test_duplicated_events_fail_validation_unless_allowed(small_world, ddm, tmp_
     files = [str(out / f["path"]) for f in d["files"]]
     produce(d["name"], files, str(tmp_path / "st"), 1, 1)
     produce(d["name"], files[:1], str(tmp_path / "st"), 1, 2)  # a second job indexing the same file again
-    fetched = ingest.fetch(d["name"], str(tmp_path / "st"), tmp_path / "work")
+    fetched = ingest.fetch(d["name"], str(tmp_path / "st"), _work(tmp_path))
     with pytest.raises(ingest.ValidationFailed) as exc:
         ingest.validate(fetched, ddm)
     assert any("appear more than once" in p.what for p in exc.value.problems)
@@ -97,7 +103,7 @@ def test_a_corrupt_staging_file_is_refused_at_fetch(staged_world, tmp_path):
     d = dataset(world, "RAW", stream="physics_MinBias")
     copy = corrupt_copy(staging, d["name"], tmp_path / "staging")
     with pytest.raises(BadLoad, match="adler32"):
-        ingest.fetch(d["name"], str(copy), tmp_path / "work")
+        ingest.fetch(d["name"], str(copy), _work(tmp_path))
 
 
 def test_problems_are_recorded_in_the_metadata_db(tmp_path):
