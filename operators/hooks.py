@@ -87,7 +87,7 @@ class CatalogHook(EventIndexHook):
 
         conn = _connection(self.catalog_conn_id)
         settings = self.settings
-        backend = (conn.extra_dejson.get("backend") if conn else None) or getattr(settings, "catalog_backend", "embedded")
+        backend = (conn.extra_dejson.get("backend") if conn else None) or settings.catalog_backend
         if backend == "phoenix" and conn is not None and conn.host:
             settings = replace(settings, phoenix_url=conn.host)
         return open_catalog(settings, backend)

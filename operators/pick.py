@@ -85,7 +85,7 @@ class PickPlanOperator(PickOperator):
             req = PickRequest.from_params(self.request)
             if req.backend == "panda":
                 PandaHook(self.panda_conn_id).get_config()
-            runner = self.runner(context, ddm=True)
+            runner = self.runner(context, catalog=True, ddm=True)
             previous = runner.begin(req)
         except (BadInput, ConfigurationError) as exc:
             raise AirflowFailException(f"bad picking request: {exc}") from None
@@ -111,7 +111,10 @@ class PickLookupOperator(PickOperator):
         self.chunk_uri = chunk_uri
 
     def execute(self, context) -> str:
-        return self.runner(context, catalog=True).lookup(self.checked_request(), self.chunk_uri)
+        try:
+            return self.runner(context, catalog=True).lookup(self.checked_request(), self.chunk_uri)
+        except BadInput as exc:  # retrying changes nothing
+            raise AirflowFailException(str(exc)) from None
 
 
 class PickResolveOperator(PickOperator):

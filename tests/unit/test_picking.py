@@ -120,3 +120,15 @@ def test_cli_refuses_bad_requests_with_the_reason(tmp_path):
     done = subprocess.run([sys.executable, "-m", "eventindex.cli.main", "pick", "--events", str(events), "--type", "XAOD",
                            "--dry-run"], capture_output=True, text=True)
     assert done.returncode != 0 and "datatype: 'XAOD'" in done.stderr
+
+
+def test_a_format_or_version_the_catalogue_does_not_hold_is_refused_before_any_work(picking_world, tmp_path):
+    from eventindex.errors import BadSelection
+    from eventindex.metadata import make_engine
+
+    _, _, catalog, ddm = picking_world
+    runner = picking.PickRunner(catalog, ddm, make_engine(f"sqlite:///{tmp_path / 'm.sqlite'}"), str(tmp_path / "w"),
+                                tmp_path / "o", "typo")
+    with pytest.raises(BadSelection, match="f961_m1831"):  # the version the catalogue holds is suggested
+        runner.begin(_request("358031 1", version="f961_m1813"))
+    assert picking.requests(runner.engine) == []  # nothing recorded

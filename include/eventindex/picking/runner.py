@@ -34,6 +34,11 @@ class PickRunner:
     def begin(self, request: PickRequest) -> dict | None:
         """The rerun rule, then the request's row. Returns the earlier summary when the output dataset already holds
         this request's result (nothing to do); refuses an output dataset that exists for anything else."""
+        if self.catalog is not None:  # a format, stream or version the catalogue does not hold: refused with the
+            from ..catalog import make_selection  # names it does hold, before any work
+
+            self.catalog.count(make_selection(project=request.project, stream=request.stream,
+                                              datatype=request.datatype, version=request.version or "latest"))
         digest = request.digest()
         previous = previous_result(self.engine, self.ddm, request.output_name(self.request_id), digest)
         if previous is None:
