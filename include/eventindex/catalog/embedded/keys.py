@@ -17,6 +17,19 @@ from ...guid import format_guid
 from ...schema import stage_key, stages_of
 
 
+_NUMPY_TYPES = {pa.uint8(): np.uint8, pa.uint16(): np.uint16, pa.uint32(): np.uint32, pa.uint64(): np.uint64,
+                pa.int8(): np.int8, pa.int16(): np.int16, pa.int32(): np.int32, pa.int64(): np.int64}
+
+
+def numpy_view(array: pa.Array) -> np.ndarray:
+    """A zero-copy view of an integer Arrow array without nulls, on the memory-mapped key file. pyarrow's own
+    ``to_numpy`` imports pandas on first use, which alone costs a one-shot ``eventindex lookup`` a third of its time."""
+    dtype = _NUMPY_TYPES.get(array.type)
+    if dtype is None or array.null_count:
+        return array.to_numpy(zero_copy_only=False)
+    return np.frombuffer(array.buffers()[1], dtype=dtype, count=len(array), offset=array.offset * dtype().itemsize)
+
+
 @dataclass
 class KeyFile:
     """A dataset's lookup columns, memory-mapped; GUIDs are turned into text only when a result needs them."""
@@ -31,17 +44,17 @@ class KeyFile:
     @classmethod
     def open(cls, path: Path) -> "KeyFile":
         table = ipc.open_file(pa.memory_map(str(path))).read_all()
-        col = lambda name: table.column(name).chunk(0)  # noqa: E731
-        run = col("run_number").to_numpy()
+        col = lambda name: numpy_view(table.column(name).chunk(0))  # noqa: E731
+        run = col("run_number")
         refs = {}
         for stage in stages_of(table.schema):
-            g = col(f"{stage}_guid")
-            refs[stage] = (g.indices.to_numpy(), g.dictionary, col(f"{stage}_oid").to_numpy())
+            g = table.column(f"{stage}_guid").chunk(0)
+            refs[stage] = (numpy_view(g.indices), g.dictionary, col(f"{stage}_oid"))
         cuts = np.flatnonzero(run[1:] != run[:-1]) + 1
         starts = np.concatenate([[0], cuts]).astype(np.int64)
         ends = np.concatenate([cuts, [len(run)]]).astype(np.int64)
         run_starts = {int(run[s]): (int(s), int(e)) for s, e in zip(starts, ends)} if len(run) else {}
-        return cls(run, col("event_number").to_numpy(), col("lumi_block").to_numpy(), refs, run_starts)
+        return cls(run, col("event_number"), col("lumi_block"), refs, run_starts)
 
     def guids(self, stage: str) -> list[str]:
         """The stage's file GUIDs as text, in dictionary order."""
