@@ -46,12 +46,12 @@ class Settings:
     panda_vo: str | None = None
     panda_poll_seconds: float = 30.0
     panda_token_file: str | None = None
-    panda_id_token: str | None = None
+    panda_id_token: str | None = field(default=None, repr=False)
     # Airflow's REST API, for `eventindex pick`: AIRFLOW_URL wins over the URL `make up` wrote to $AIRFLOW_HOME/api_url
     airflow_url: str | None = None
     airflow_home: str = "airflow_home"
     airflow_user: str = "admin"
-    airflow_password: str | None = None
+    airflow_password: str | None = field(default=None, repr=False)
     # the real Rucio client's configuration file (rucio-clients reads RUCIO_CONFIG itself; kept for messages)
     rucio_config: str | None = None
     # the event store: "embedded" (Parquet + DuckDB under home) or "phoenix" (HBase through a Phoenix query server,

@@ -281,3 +281,16 @@ def test_both_backends_offer_every_method_of_the_catalog_protocol_with_the_same_
             ours = list(inspect.signature(getattr(backend, name)).parameters)
             assert ours == list(inspect.signature(getattr(Catalog, name)).parameters), (backend.__name__, name)
     assert isinstance(catalog, Catalog)
+
+
+def test_negative_event_numbers_in_a_batch_lookup_are_a_clear_error(loaded):
+    _, catalog = loaded
+    with pytest.raises(BadSelection, match="must be integers from 0"):
+        catalog.lookup_many([(358031, -5)])
+
+
+def test_secrets_stay_out_of_the_settings_repr():
+    env = {"EVENTINDEX_AIRFLOW_PASSWORD": "pw-airflow-1", "PANDA_AUTH_ID_TOKEN": "tok-panda-2",
+           "EVENTINDEX_PHOENIX_PASSWORD": "pw-phoenix-3"}
+    text = repr(Settings.from_env(env))
+    assert not any(secret in text for secret in env.values())

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
-from ..errors import BadLoad, EventIndexError
+from ..errors import BadLoad, NotFound
 from ..naming import is_valid
 from ..staging import open_staging
 from .records import LoadResult
@@ -33,7 +33,7 @@ def find_staged(staging: str) -> tuple[pafs.FileSystem, list[StagedDataset]]:
     fs, base = open_staging(staging)
     info = fs.get_file_info(base)
     if info.type == pafs.FileType.NotFound:
-        raise EventIndexError(f"staging area {staging} does not exist")
+        raise NotFound(f"staging area {staging} does not exist")
     folders = [base] if is_valid(posixpath.basename(base)) else [
         i.path for i in fs.get_file_info(pafs.FileSelector(base)) if i.type == pafs.FileType.Directory
         and is_valid(posixpath.basename(i.path))]
@@ -68,7 +68,7 @@ def verify_staged(fs: pafs.FileSystem, staged: StagedDataset) -> None:
 def load_staged(catalog, staging: str, progress=None) -> list[LoadResult]:
     fs, datasets = find_staged(staging)
     if not datasets:
-        raise EventIndexError(f"no produced datasets (*.summary.json) under {staging}")
+        raise NotFound(f"no produced datasets (*.summary.json) under {staging}")
     results = []
     for i, staged in enumerate(datasets):
         verify_staged(fs, staged)

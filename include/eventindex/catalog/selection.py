@@ -166,7 +166,10 @@ def check_known(sel: Selection, manifest: list[dict]) -> None:
 
 def check_pairs(pairs) -> np.ndarray:
     """(run, event) pairs as an ``(N, 2)`` uint64 array, refused when a run does not fit in 32 bits."""
-    pairs = np.asarray(pairs, dtype=np.uint64).reshape(-1, 2)
+    try:
+        pairs = np.asarray(pairs, dtype=np.uint64).reshape(-1, 2)
+    except (OverflowError, ValueError, TypeError):
+        raise BadSelection("run and event numbers must be integers from 0 (run: 32 bits, event: 64 bits)") from None
     if len(pairs) and int(pairs[:, 0].max()) > UINT32_MAX:
         raise BadSelection(f"run {int(pairs[:, 0].max())} is out of range (0..{UINT32_MAX})")
     return pairs
