@@ -54,9 +54,6 @@ class EventIndexHook(BaseHook):
             changes["work"] = staging.extra_dejson["work_uri"]
         return replace(settings, **changes) if changes else settings
 
-    def get_settings(self) -> Settings:
-        return self.settings
-
 
 class MetadataHook(EventIndexHook):
     """The metadata DB (datasets, reports, announcements, picking requests), schema upgraded on first use."""

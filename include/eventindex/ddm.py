@@ -9,8 +9,6 @@ therefore runs the same code against both.
 from __future__ import annotations
 
 import json
-import os
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterable, Iterator, Protocol
 
@@ -19,6 +17,7 @@ import sqlalchemy as sa
 from .errors import DDMError, DIDNotFound
 from .guid import normalize_guid
 from .naming import parse
+from .settings import scoped_environ
 
 
 class DataCatalogue(Protocol):
@@ -161,22 +160,6 @@ class LocalRucio:
         return row
 
 
-@contextmanager
-def _rucio_config(path: str | None):
-    if not path:
-        yield
-        return
-    saved = os.environ.get("RUCIO_CONFIG")
-    os.environ["RUCIO_CONFIG"] = path
-    try:
-        yield
-    finally:
-        if saved is None:
-            os.environ.pop("RUCIO_CONFIG", None)
-        else:
-            os.environ["RUCIO_CONFIG"] = saved
-
-
 class RealRucio:
     """The same interface over rucio-clients (configured by RUCIO_CONFIG or ``rucio.cfg``)."""
 
@@ -185,7 +168,7 @@ class RealRucio:
         path from the environment only, so it is set there while the client is made, and restored after."""
         from rucio.client import Client
 
-        with _rucio_config(config):
+        with scoped_environ({"RUCIO_CONFIG": config} if config else {}):
             self.client = Client(**client_args)
 
     def _call(self, fn, *args, **kwargs):

@@ -13,9 +13,7 @@ too, so one process can talk to several servers (tests) or be configured after s
 from __future__ import annotations
 
 import json
-import os
 import shlex
-import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -23,6 +21,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from .errors import ConfigurationError, NotFound, PandaError
+from .settings import scoped_environ
 
 TERMINAL = ("finished", "failed", "cancelled", "closed")
 REPORT = "jobReport.json"
@@ -56,32 +55,16 @@ class PandaConfig:
         return env
 
 
-_ENV_LOCK = threading.RLock()
-
-
 @contextmanager
 def scoped_environment(cfg: PandaConfig):
-    """panda-client's settings in the environment for the length of one call, then the environment as it was.
-    Calls are serialized, so two configurations in one process (a triggerer following several servers) never mix."""
+    """panda-client's settings in the environment for the length of one call, then the environment as it was."""
     if cfg.auth == "oidc" and not (cfg.token_file or cfg.id_token):
         # without one, panda-client starts an interactive device-authorization flow and exits the process on failure
         raise ConfigurationError("PanDA OIDC authentication needs an ID token: set OIDC_AUTH_TOKEN_FILE (connection "
                                  "eventindex_panda extra.token_file) or PANDA_AUTH_ID_TOKEN")
-    with _ENV_LOCK:
-        wanted = cfg.environment()
-        saved = {k: os.environ.get(k) for k in (*wanted, "PANDA_AUTH", "PANDA_AUTH_VO", "OIDC_AUTH_TOKEN_FILE",
-                                                 "PANDA_AUTH_ID_TOKEN")}
-        for key in saved:
-            os.environ.pop(key, None)
-        os.environ.update(wanted)
-        try:
-            yield
-        finally:
-            for key, value in saved.items():
-                if value is None:
-                    os.environ.pop(key, None)
-                else:
-                    os.environ[key] = value
+    with scoped_environ({"PANDA_AUTH": None, "PANDA_AUTH_VO": None, "OIDC_AUTH_TOKEN_FILE": None,
+                         "PANDA_AUTH_ID_TOKEN": None, **cfg.environment()}):
+        yield
 
 
 def client(cfg: PandaConfig):

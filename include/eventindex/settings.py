@@ -8,9 +8,37 @@ the whole system somewhere else with one variable.
 from __future__ import annotations
 
 import os
+import threading
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
+
+from .errors import BadInput
+
+_ENVIRON_LOCK = threading.RLock()
+
+
+@contextmanager
+def scoped_environ(values: dict[str, str | None]):
+    """Environment variables set (``None``: unset) for the length of a block, then as they were. For the clients
+    that read their configuration only from the environment (panda-client, rucio-clients); serialized, so two
+    configurations in one process (a triggerer following several servers) never mix."""
+    with _ENVIRON_LOCK:
+        saved = {key: os.environ.get(key) for key in values}
+        try:
+            for key, value in values.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
+            yield
+        finally:
+            for key, value in saved.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
 
 
 @dataclass(frozen=True)
@@ -26,7 +54,7 @@ def parse_stomp_url(url: str) -> StompTarget:
     """``stomp://[user:password@]host:port/queue/name`` -> StompTarget."""
     parts = urlsplit(url)
     if parts.scheme != "stomp" or not parts.hostname:
-        raise ValueError(f"not a STOMP URL (stomp://host:port/queue/NAME): {url!r}")
+        raise BadInput(f"not a STOMP URL (stomp://host:port/queue/NAME): {url!r}")
     destination = parts.path or "/queue/eventindex.producer"
     return StompTarget(parts.hostname, parts.port or 61613, destination, parts.username, parts.password)
 

@@ -51,3 +51,17 @@ def test_an_unreachable_airflow_is_a_transient_error_naming_the_url(tmp_path):
                                                  "EVENTINDEX_AIRFLOW_PASSWORD": "pw"}))
     with pytest.raises(AirflowAPIError, match=f"cannot reach Airflow at {url}"):
         api.trigger("eventindex_pick", {})
+
+
+def test_scoped_environment_variables_are_restored_after_the_block(monkeypatch):
+    import os
+
+    from eventindex.settings import scoped_environ
+
+    monkeypatch.setenv("EI_SCOPED_KEEP", "before")
+    monkeypatch.delenv("EI_SCOPED_NEW", raising=False)
+    with pytest.raises(RuntimeError):
+        with scoped_environ({"EI_SCOPED_KEEP": None, "EI_SCOPED_NEW": "inside"}):
+            assert "EI_SCOPED_KEEP" not in os.environ and os.environ["EI_SCOPED_NEW"] == "inside"
+            raise RuntimeError("the block fails")
+    assert os.environ["EI_SCOPED_KEEP"] == "before" and "EI_SCOPED_NEW" not in os.environ
