@@ -1,5 +1,5 @@
-"""The library path of the demo, as step functions, so that the Airflow path (``eventindex_airflow.demo``) can run
-the same steps 1-2 and 4 around its own loading and picking, and both print the same story.
+"""The library path of the demo, as step functions, so that the Airflow path (`make demo`, in the Airflow layer) can
+run the same steps 1-2 and 4 around its own loading and picking, and both print the same story.
 
 Each step prints what it does on the rich ``console`` it is given; nothing here starts Airflow or imports it.
 """
