@@ -1,5 +1,4 @@
-"""`eventindex demo`: the whole demo on the library path (the Airflow path is `make demo`, in the Airflow layer,
-run by `make demo`)."""
+"""`eventindex demo`: the whole demo on the library path (the Airflow path is `make demo`, in the Airflow layer)."""
 
 from __future__ import annotations
 
