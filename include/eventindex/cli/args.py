@@ -21,6 +21,12 @@ def add_command(subparsers, name: str, help: str, examples: list[str], **kwargs)
                                  **kwargs)
 
 
+def add_noun(subparsers, name: str, help: str, examples: list[str]):
+    """A command with subcommands of its own (``eventindex db upgrade``): the subparsers to add them to."""
+    return add_command(subparsers, name, help, examples).add_subparsers(dest=f"{name}_command", required=True,
+                                                                         metavar="COMMAND")
+
+
 class CommaList(argparse.Action):
     """A repeatable option whose values may also be comma-separated: ``--x a,b --x c`` -> ``[a, b, c]``."""
 

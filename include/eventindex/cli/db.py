@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from .args import add_command
+from .args import add_command, add_noun
 from .output import out
 
 
 def register(sub) -> None:
-    db = add_command(sub, "db", "the metadata DB", ["eventindex db upgrade",
+    db_sub = add_noun(sub, "db", "the metadata DB", ["eventindex db upgrade",
                                                     "eventindex db ddl --dialect sqlite"])
-    db_sub = db.add_subparsers(dest="db_command", required=True, metavar="COMMAND")
     p = add_command(db_sub, "upgrade", "create or migrate the schema",
                     ["eventindex db upgrade", "EVENTINDEX_METADATA_URL=postgresql://ei@db/ei eventindex db upgrade"])
     p.set_defaults(func=cmd_upgrade)

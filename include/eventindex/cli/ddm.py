@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .args import add_command
+from .args import add_command, add_noun
 from .output import out
 
 
 def register(sub) -> None:
-    ddm = add_command(sub, "ddm", "data management (Rucio)", ["eventindex ddm register",
+    ddm_sub = add_noun(sub, "ddm", "data management (Rucio)", ["eventindex ddm register",
                                                                "eventindex ddm register --rucio --rse CERN-PROD_DATADISK"])
-    ddm_sub = ddm.add_subparsers(dest="ddm_command", required=True, metavar="COMMAND")
     p = add_command(ddm_sub, "register", "register the simulated world's datasets and replicas",
                     ["eventindex ddm register", "RUCIO_CONFIG=rucio.cfg eventindex ddm register --rucio"])
     p.add_argument("--world", help="world folder (default $EVENTINDEX_HOME/world)")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .args import add_command, add_world_options, world_config
+from .args import add_command, add_noun, add_world_options, world_config
 from .output import err, out
 
 
@@ -22,9 +22,8 @@ def register(sub) -> None:
     p.add_argument("--json", action="store_true", help="the world's description as JSON")
     p.set_defaults(func=cmd_world)
 
-    name = add_command(sub, "name", "dataset nomenclature",
-                       ["eventindex name parse data18_13TeV.00358031.physics_Main.merge.AOD.f961_m1831"])
-    name_sub = name.add_subparsers(dest="name_command", required=True, metavar="COMMAND")
+    name_sub = add_noun(sub, "name", "dataset nomenclature",
+                        ["eventindex name parse data18_13TeV.00358031.physics_Main.merge.AOD.f961_m1831"])
     p = add_command(name_sub, "parse", "print the fields of a dataset name or Rucio DID as JSON",
                     ["eventindex name parse data18_13TeV.00358031.physics_Main.merge.AOD.f961_m1831",
                      "eventindex name parse user.jdoe:user.jdoe.picked.AOD --compact"])
