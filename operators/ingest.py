@@ -103,6 +103,5 @@ class PublishIndexOperator(IngestOperator):
             context["outlet_events"][outlet].extra = {"dataset": published["dataset"],
                                                       "project": published["project"],
                                                       "nevents": published["nevents"]}
-        WorkArea(MetadataHook(self.metadata_conn_id).settings.work_area, context["run_id"]).clear()
         self.log.info("published %s", published)
         return published
