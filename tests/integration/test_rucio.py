@@ -5,6 +5,7 @@ import pytest
 
 from eventindex import ingest
 from eventindex.ddm import DDMError, LocalRucio, guid_key, register_world
+from eventindex.workarea import WorkArea
 from tests.conftest import dataset
 
 pytestmark = pytest.mark.integration
@@ -38,7 +39,7 @@ def test_validation_against_real_rucio(registered, staged_world, tmp_path):
     real, _ = registered
     world, out, staging = staged_world
     d = dataset(world, "AOD", tag="f961_m1831")
-    fetched = ingest.fetch(d["name"], str(staging), tmp_path / "work")
+    fetched = ingest.fetch(d["name"], str(staging), WorkArea(str(tmp_path / "work"), "run1"))
     assert ingest.validate(fetched, real)["nevents"] == d["nevents"]
     # the same index under another dataset name, which Rucio knows with one file fewer and a wrong event count
     import json
@@ -51,7 +52,7 @@ def test_validation_against_real_rucio(registered, staged_world, tmp_path):
     files = [{"scope": d["scope"], "name": f"{other}.{i}", "bytes": 1, "adler32": "00000001",
               "pfn": f"file:///nonexistent/{other}.{i}", "meta": {"guid": f["guid"], "events": f["nevents"] + (i == 0)}} for i, f in enumerate(d["files"][:-1])]
     real.register_dataset(d["scope"], other, files, "LOCAL_DISK")
-    fetched = ingest.fetch(other, str(tmp_path / "st2"), tmp_path / "work")
+    fetched = ingest.fetch(other, str(tmp_path / "st2"), WorkArea(str(tmp_path / "work"), "run1"))
     with pytest.raises(ingest.ValidationFailed) as exc:
         ingest.validate(fetched, real)
     whats = {(p.file, p.what.split(",")[0]) for p in exc.value.problems}
@@ -65,7 +66,7 @@ def test_rucio_down_is_transient_and_validation_passes_once_it_is_back(registere
     real, _ = registered
     world, _, staging = staged_world
     d = dataset(world, "RAW")
-    fetched = ingest.fetch(d["name"], str(staging), tmp_path / "work")
+    fetched = ingest.fetch(d["name"], str(staging), WorkArea(str(tmp_path / "work"), "run1"))
     rucio_server.stop()
     try:
         with pytest.raises(DDMError) as exc:

@@ -23,8 +23,6 @@ def cmd_upgrade(args) -> int:
     from ..settings import Settings
 
     settings = Settings.from_env()
-    if settings.metadata_url.startswith("sqlite:///"):
-        settings.home.mkdir(parents=True, exist_ok=True)  # SQLite creates the file, not its folder
     url = settings.metadata_url
     out.print(f"metadata DB {url.split('@')[-1]}: schema version {md.upgrade(md.make_engine(url))}")
     return 0

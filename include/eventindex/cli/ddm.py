@@ -30,7 +30,6 @@ def cmd_register(args) -> int:
     if args.rucio:
         ddm, where = RealRucio(), f"the Rucio server of {settings.rucio_config or 'rucio.cfg'}"
     else:
-        settings.home.mkdir(parents=True, exist_ok=True)  # SQLite creates the file, not its folder
         ddm, where = LocalRucio(settings.local_rucio_url), "the local data catalogue"
     n = register_world(ddm, world, world_dir, rse=args.rse)
     out.print(f"{n} datasets of {world_dir} registered in {where} (RSE {args.rse}, file:// replicas)")
