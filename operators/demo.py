@@ -104,8 +104,6 @@ def main(argv: list[str] | None = None) -> int:
     console, settings = Console(), Settings.from_env()
     try:
         config = demo.world_config(args.seed, args.runs, args.events_per_run, args.lumi_blocks, args.mc_events)
-        console.rule("[bold]EventIndex demo (embedded defaults, DAGs run by Airflow)")
-        console.print(f"EVENTINDEX_HOME = {settings.home}")
         world = demo.prepare(console, settings, config, fresh=args.fresh)
         dags = _dags()
         if not ingest(console, dags["eventindex_ingest"], settings):

@@ -35,6 +35,12 @@ def pick_params() -> dict[str, Param]:
     return params
 
 
+def as_list(values) -> list:
+    """The values of a mapped task's XCom as a list. Reading them by index (their number is known) spares the
+    failed look-up past the last one, which Airflow's client logs as an error when the sequence is iterated."""
+    return [values[i] for i in range(len(values))] if values is not None else []
+
+
 def request_from_params() -> dict[str, str]:
     """The first task's ``request`` argument: every parameter, templated from the run's params."""
     return {p.name: f"{{{{ params.{p.name} }}}}" for p in PARAMETERS}
@@ -129,7 +135,7 @@ class PickResolveOperator(PickOperator):
 
     def execute(self, context) -> list[int]:
         try:
-            plan_uri, njobs = self.runner(context, ddm=True).resolve(self.checked_request(), list(self.found_uris))
+            plan_uri, njobs = self.runner(context, ddm=True).resolve(self.checked_request(), as_list(self.found_uris))
         except NotFound as exc:  # a GUID no dataset holds, a file without replica: retrying changes nothing
             raise AirflowFailException(str(exc)) from None
         context["ti"].xcom_push(key="plan_uri", value=plan_uri)
@@ -198,7 +204,7 @@ class PickFinishOperator(PickOperator):
     def execute(self, context) -> dict:
         runner = self.runner(context, ddm=True)
         try:
-            summary = runner.finish(self.checked_request(), self.plan_uri, list(self.outputs or []))
+            summary = runner.finish(self.checked_request(), self.plan_uri, as_list(self.outputs))
         except ValidationFailed as exc:
             raise AirflowFailException(str(exc)) from None
         self.log.info("found %d, missing %d, output %s", summary["found"], summary["missing"],
