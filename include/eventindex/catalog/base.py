@@ -93,6 +93,10 @@ class Catalog(Protocol):
         """The manifest rows (name, nomenclature fields, counts, run and time span, stages, SMKs, status, ...)."""
         ...
 
+    def matching(self, sel: Selection) -> list[dict]:
+        """The manifest rows of the datasets a selection reads, before any cut inside them (no scan)."""
+        ...
+
     def show(self, name: str) -> dict:
         """One dataset's manifest row with its ``files`` and load ``history``; DatasetNotFound when absent."""
         ...
@@ -228,6 +232,9 @@ class CatalogBase:
     def datasets(self, include_obsolete: bool = False) -> list[dict]:
         self._refresh()
         return [dict(r) for r in self._manifest if include_obsolete or r["status"] == "loaded"]
+
+    def matching(self, sel: Selection) -> list[dict]:
+        return [dict(r) for r in self._candidates(sel)]
 
     def show(self, name: str) -> dict:
         name = parse(name).name

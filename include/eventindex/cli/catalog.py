@@ -108,18 +108,9 @@ def _formats_counted(catalog, sel) -> list[str]:
     """The data types of the datasets a selection may count, from the dataset list alone (no scan)."""
     if sel.datatype or sel.dataset or sel.guid:
         return []
-    types = set()
-    for d in catalog.datasets(include_obsolete=sel.include_obsolete):
-        if (sel.project and d["project"] != sel.project) or (sel.stream and d["stream"] != sel.stream):
-            continue
-        if sel.version not in (None, "", "latest") and d["version"] != sel.version:
-            continue
-        if sel.runs and not any(a <= d["last_run"] and d["first_run"] <= b for a, b in sel.runs):
-            continue
-        types.add(d["datatype"])
     from ..schema import stage_key
 
-    return sorted(types, key=stage_key)
+    return sorted({d["datatype"] for d in catalog.matching(sel)}, key=stage_key)
 
 
 def cmd_select(args) -> int:
