@@ -98,7 +98,6 @@ def main(argv: list[str] | None = None) -> int:
 
     from eventindex import demo
     from eventindex.errors import EventIndexError
-    from eventindex.picking import PickRequest
     from eventindex.settings import Settings
 
     console, settings = Console(), Settings.from_env()
@@ -111,10 +110,7 @@ def main(argv: list[str] | None = None) -> int:
                           f"{os.environ['AIRFLOW_HOME']}")
             return 1
         wanted = demo.queries(console, settings, world)
-        request = PickRequest.from_params({"events": wanted.events_file.read_text(), "datatype": wanted.datatype,
-                                           "stream": wanted.stream, "version": wanted.version,
-                                           "output": wanted.output})
-        if not pick(console, dags["eventindex_pick"], settings, request):
+        if not pick(console, dags["eventindex_pick"], settings, wanted.request()):
             console.print(f"[red]the picking run failed[/red]; the Airflow logs are in {os.environ['AIRFLOW_HOME']}")
             return 1
     except EventIndexError as exc:

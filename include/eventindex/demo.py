@@ -36,6 +36,13 @@ class DemoPick:
     version: str
     source: str
 
+    def request(self):
+        """Step 5 as a picking request (the same on both paths)."""
+        from .picking import PickRequest
+
+        return PickRequest.from_params({"events": self.events_file.read_text(), "datatype": self.datatype,
+                                        "version": self.version, "stream": self.stream, "output": self.output})
+
 
 def world_config(seed: int = 2018, runs: int | None = None, events_per_run: int | None = None,
                  lumi_blocks: int | None = None, mc_events: int | None = None) -> WorldConfig:
@@ -270,10 +277,8 @@ def run(console: Console, settings: Settings, config: WorldConfig, fresh: bool =
     world = prepare(console, settings, config, fresh=fresh)
     load_library(console, settings, world)
     pick = queries(console, settings, world)
-    request = picking.PickRequest.from_params({"events": pick.events_file.read_text(), "datatype": pick.datatype,
-                                               "version": pick.version, "stream": pick.stream, "output": pick.output})
     started = time.perf_counter()
-    summary = picking.runner_for(settings, f"demo-{time.strftime('%Y%m%dT%H%M%S')}").run(request)
+    summary = picking.runner_for(settings, f"demo-{time.strftime('%Y%m%dT%H%M%S')}").run(pick.request())
     print_pick(console, summary, time.perf_counter() - started)
     console.print(f"   try: .venv/bin/eventindex pick --dry-run --events {pick.events_file} --type AOD | picks")
     return 0
