@@ -25,8 +25,8 @@ with DAG(
                                        retry_delay=timedelta(seconds=10)).expand(chunk_uri=plan.output)
     jobs = PickResolveOperator(task_id="resolve", request=request, found_uris=found.output, retries=3,
                                retry_delay=timedelta(seconds=10))
-    outputs = PickExtractOperator.partial(task_id="extract", request=request, plan_uri=jobs.output["plan_uri"],
-                                          retries=2, retry_delay=timedelta(seconds=5),
-                                          execution_timeout=timedelta(hours=2)).expand(job=jobs.output)
+    outputs = PickExtractOperator.partial(task_id="extract", request=request, retries=2,
+                                          retry_delay=timedelta(seconds=5),
+                                          execution_timeout=timedelta(hours=2)).expand(job_uri=jobs.output)
     PickFinishOperator(task_id="verify_register_summary", request=request, plan_uri=jobs.output["plan_uri"],
                        outputs=outputs.output, retries=1)

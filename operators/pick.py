@@ -124,7 +124,7 @@ class PickLookupOperator(PickOperator):
 
 
 class PickResolveOperator(PickOperator):
-    """Dataset and replicas of each GUID from Rucio; groups the files into extraction jobs. Returns the job numbers
+    """Dataset and replicas of each GUID from Rucio; groups the files into extraction jobs. Returns the jobs' URIs
     (mapped over by the extraction) and pushes the plan's URI as the XCom ``plan_uri``."""
 
     template_fields = (*PickOperator.template_fields, "found_uris")
@@ -133,14 +133,14 @@ class PickResolveOperator(PickOperator):
         super().__init__(**kwargs)
         self.found_uris = found_uris
 
-    def execute(self, context) -> list[int]:
+    def execute(self, context) -> list[str]:
         try:
-            plan_uri, njobs = self.runner(context, ddm=True).resolve(self.checked_request(), as_list(self.found_uris))
+            plan_uri, jobs = self.runner(context, ddm=True).resolve(self.checked_request(), as_list(self.found_uris))
         except NotFound as exc:  # a GUID no dataset holds, a file without replica: retrying changes nothing
             raise AirflowFailException(str(exc)) from None
         context["ti"].xcom_push(key="plan_uri", value=plan_uri)
-        self.log.info("plan %s: %d extraction jobs", plan_uri, njobs)
-        return list(range(njobs))
+        self.log.info("plan %s: %d extraction jobs", plan_uri, len(jobs))
+        return jobs
 
 
 class PickExtractOperator(PickOperator):
@@ -149,21 +149,21 @@ class PickExtractOperator(PickOperator):
     finished within ``job_timeout_minutes`` (e.g. staging from tape), is killed and the task fails, to be retried
     with a new job. Killing the task kills its PanDA job."""
 
-    template_fields = (*PickOperator.template_fields, "plan_uri", "job")
+    template_fields = (*PickOperator.template_fields, "job_uri")
 
-    def __init__(self, *, plan_uri: str, job: int, **kwargs):
+    def __init__(self, *, job_uri: str, **kwargs):
         super().__init__(**kwargs)
-        self.plan_uri, self.job = plan_uri, job
+        self.job_uri = job_uri
         self.panda_id: int | None = None
 
     def execute(self, context):
         req, runner = self.checked_request(), self.runner(context)
         if req.backend == "local":
-            return runner.extract(self.plan_uri, int(self.job))
+            return runner.extract(self.job_uri)
         jobs = PandaHook(self.panda_conn_id).get_jobs()
-        spec = runner.panda_job(jobs.cfg, req, self.plan_uri, int(self.job), context["ti"].try_number)
+        spec = runner.panda_job(jobs.cfg, req, self.job_uri, context["ti"].try_number)
         [self.panda_id] = jobs.submit([spec])  # PandaError: the task fails and is retried
-        self.log.info("job %s (%d input files): PanDA job %d, attempt %d", self.job, spec.nInputFiles, self.panda_id,
+        self.log.info("%s (%d input files): PanDA job %d, attempt %d", spec.jobName, spec.nInputFiles, self.panda_id,
                       context["ti"].try_number)
         timeout = req.job_timeout_minutes * 60
         self.defer(trigger=PandaJobTrigger(self.panda_id, self.panda_conn_id, timeout), method_name="execute_complete",

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 
 import numpy as np
 
@@ -50,7 +50,9 @@ class Plan:
                 "files": len(self.files), "jobs": len(self.jobs)}
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        """The plan as JSON-ready lists and dicts, shared, not copied (``dataclasses.asdict`` would deep-copy every
+        found event: seconds for a 100k-event request)."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}
 
 
 def lookup(catalog, req, pairs: np.ndarray) -> tuple[list[dict], list[dict]]:

@@ -57,9 +57,9 @@ class PickRunner:
         name = chunk_uri.rsplit("/", 1)[-1].split("?")[0].replace(".npy", ".json")
         return self.work.put_json(f"found/{name}", {"found": found, "missing": missing})
 
-    def resolve(self, request: PickRequest, found_uris: list[str]) -> tuple[str, int]:
-        """Datasets and replicas of the found GUIDs (Rucio), grouped into extraction jobs: the plan's URI and the
-        number of jobs."""
+    def resolve(self, request: PickRequest, found_uris: list[str]) -> tuple[str, list[str]]:
+        """Datasets and replicas of the found GUIDs (Rucio), grouped into extraction jobs: the plan's URI (for the
+        verification) and one small object per job (its input files only, what an extraction reads)."""
         found, missing = [], []
         for uri in found_uris:
             part = read_json(uri)
@@ -67,19 +67,22 @@ class PickRunner:
             missing += part["missing"]
         files, datasets, jobs = resolve(self.ddm, found, request.files_per_job)
         plan = Plan(found, missing, files, datasets, jobs)
-        return self.work.put_json("plan.json", plan.to_dict()), len(jobs)
+        job_uris = [self.work.put_json(f"jobs/{k:05d}.json", {"job": k, "guids": guids,
+                                                               "files": {g: files[g] for g in guids}})
+                    for k, guids in enumerate(jobs)]
+        return self.work.put_json("plan.json", plan.to_dict()), job_uris
 
-    def extract(self, plan_uri: str, job: int) -> dict:
+    def extract(self, job_uri: str) -> dict:
         """One extraction job on this worker (the local backend)."""
-        plan = read_json(plan_uri)
-        return extract(plan["files"], plan["jobs"][job], self.output_dir, job)
+        job = read_json(job_uri)
+        return extract(job["files"], job["guids"], self.output_dir, job["job"])
 
-    def panda_job(self, cfg, request: PickRequest, plan_uri: str, job: int, attempt: int):
+    def panda_job(self, cfg, request: PickRequest, job_uri: str, attempt: int):
         """The PanDA JobSpec of one extraction job (the panda backend); ``attempt`` names a retry's new job."""
         from ..panda import job_spec
 
-        plan = read_json(plan_uri)
-        return job_spec(cfg, run_folder(self.request_id), job, attempt, plan["files"], plan["jobs"][job],
+        job = read_json(job_uri)
+        return job_spec(cfg, run_folder(self.request_id), job["job"], attempt, job["files"], job["guids"],
                         self.output_dir, request.output_name(self.request_id))
 
     def panda_output(self, state: dict) -> dict:
@@ -112,11 +115,11 @@ class PickRunner:
             return previous
         try:
             found = [self.lookup(request, uri) for uri in self.split(request)]
-            plan_uri, njobs = self.resolve(request, found)
+            plan_uri, job_uris = self.resolve(request, found)
             if request.backend == "panda":
-                outputs = self._run_panda(panda_jobs, request, plan_uri, njobs)
+                outputs = self._run_panda(panda_jobs, request, job_uris)
             else:
-                outputs = [self.extract(plan_uri, job) for job in range(njobs)]
+                outputs = [self.extract(uri) for uri in job_uris]
             return self.finish(request, plan_uri, outputs)
         except Exception as exc:  # listed as failed, with the reason
             record(self.engine, self.request_id, "failed", summary={"error": str(exc)})
@@ -124,10 +127,10 @@ class PickRunner:
         finally:
             self.work.clear()
 
-    def _run_panda(self, jobs, request: PickRequest, plan_uri: str, njobs: int) -> list[dict]:
+    def _run_panda(self, jobs, request: PickRequest, job_uris: list[str]) -> list[dict]:
         if jobs is None:
             raise PandaError("backend panda: no PanDA server given")
-        ids = jobs.submit([self.panda_job(jobs.cfg, request, plan_uri, job, 1) for job in range(njobs)])
+        ids = jobs.submit([self.panda_job(jobs.cfg, request, uri, 1) for uri in job_uris])
         states = jobs.wait(ids, request.job_timeout_minutes * 60)
         bad = {i: s for i, s in states.items() if s["state"] != "finished"}
         if bad:
