@@ -130,8 +130,3 @@ class PandaError(TransientError):
 
 class AirflowAPIError(TransientError):
     """Airflow's REST API could not be reached or refused a call."""
-
-
-def is_transient(exc: BaseException) -> bool:
-    """Whether trying again later may help (the Airflow layer retries these and fails the others at once)."""
-    return isinstance(exc, TransientError) or (isinstance(exc, OSError) and not isinstance(exc, EventIndexError))

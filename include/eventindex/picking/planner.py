@@ -75,8 +75,7 @@ def lookup(catalog, req, pairs: np.ndarray) -> tuple[list[dict], list[dict]]:
     if lost:
         anywhere = catalog.lookup_many(pairs[lost], project=req.project)
         seen_any = set(anywhere.column("request").to_pylist())
-        known_runs = {int(r["first_run"]) for r in catalog.datasets()} | {int(r["last_run"])
-                                                                          for r in catalog.datasets()}
+        known_runs = {int(r[key]) for r in catalog.datasets() for key in ("first_run", "last_run")}
         for k, i in enumerate(lost):
             run, event = int(pairs[i, 0]), int(pairs[i, 1])
             if k in seen_any:
