@@ -14,7 +14,7 @@ from pathlib import Path
 import sqlalchemy as sa
 from sqlalchemy.schema import CreateIndex, CreateTable
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 metadata = sa.MetaData()
 
 schema_version = sa.Table(
@@ -118,6 +118,7 @@ announcements = sa.Table(  # added in schema version 3: producer messages, recor
     sa.Column("received_at", sa.DateTime, nullable=False),
     sa.Column("deliveries", sa.Integer, nullable=False),
     sa.Column("handed_over_at", sa.DateTime),  # set once the dataset is in the catalogue
+    sa.Column("attempt", sa.Integer, nullable=False, server_default="0"),  # schema version 5: a job re-run
 )
 
 pick_requests = sa.Table(  # added in schema version 4: event-picking requests and their outcome
@@ -131,6 +132,31 @@ pick_requests = sa.Table(  # added in schema version 4: event-picking requests a
     sa.Column("missing", sa.BigInteger),
     sa.Column("output_dataset", sa.String(255)),
     sa.Column("summary", sa.Text),
+)
+
+dataset_progress = sa.Table(  # added in schema version 5: where each dataset is on its way into the catalogue
+    "dataset_progress", metadata,
+    sa.Column("dataset", sa.String(255), primary_key=True),
+    sa.Column("state", sa.String(16), nullable=False),  # queued | waiting | complete | loaded | stuck | failed
+    sa.Column("generation", sa.Integer, nullable=False),  # ingestion runs started for it: run ids stay unique
+    sa.Column("detail", sa.Text),  # e.g. "waiting for 2 of 3 files"
+    sa.Column("files_expected", sa.Integer),
+    sa.Column("files_staged", sa.Integer),
+    sa.Column("closed_at", sa.DateTime),  # Rucio's CLOSE message (Hermes)
+    sa.Column("closed_files", sa.Integer),
+    sa.Column("closed_events", sa.BigInteger),
+    sa.Column("loaded_parts", sa.Text),  # JSON [[task, job, attempt], ...] of the version in the catalogue
+    sa.Column("first_seen", sa.DateTime, nullable=False),
+    sa.Column("updated", sa.DateTime, nullable=False),
+    sa.Index("ix_dataset_progress_state", "state"),
+)
+
+stop_points = sa.Table(  # added in schema version 5: where an incremental read of an upstream source stopped
+    "stop_points", metadata,
+    sa.Column("source", sa.String(64), primary_key=True),
+    sa.Column("last_update", sa.DateTime, nullable=False),
+    sa.Column("task_id", sa.BigInteger, nullable=False),
+    sa.Column("updated", sa.DateTime, nullable=False),
 )
 
 _V1_TABLES = ("datasets", "files", "trigger_menus", "trigger_counts", "validation_reports", "load_history")
@@ -152,7 +178,13 @@ def _v4(conn) -> None:
     metadata.create_all(conn, tables=[pick_requests])
 
 
-MIGRATIONS = {1: _v1, 2: _v2, 3: _v3, 4: _v4}  # version -> function(connection); append, never edit
+def _v5(conn) -> None:
+    if "attempt" not in {c["name"] for c in sa.inspect(conn).get_columns("announcements")}:  # v3 made it without
+        conn.execute(sa.text("ALTER TABLE announcements ADD COLUMN attempt INTEGER DEFAULT '0' NOT NULL"))
+    metadata.create_all(conn, tables=[dataset_progress, stop_points])
+
+
+MIGRATIONS = {1: _v1, 2: _v2, 3: _v3, 4: _v4, 5: _v5}  # version -> function(connection); append, never edit
 
 
 def now() -> datetime:
