@@ -1,14 +1,19 @@
-"""Ingest one produced dataset: fetch -> validate -> load -> publish. One run per dataset.
+"""Ingest one produced dataset: wait until complete -> fetch -> validate -> load -> publish. One run per dataset
+version (the set of producer jobs' parts it is made of).
 
-Triggered from the UI form (a dataset name), by the STOMP and Tier-0 DAGs, or by production campaigns.
+Triggered from the UI form (a dataset name), by the STOMP and Tier-0 DAGs, or by production campaigns. The wait
+holds no worker slot (reschedule mode); a dataset that stays incomplete is reported stuck after
+``stuck_after_minutes``.
 """
 
 from datetime import timedelta
 
 from airflow.sdk import DAG, Asset, Param
 
+from eventindex.naming import form_pattern
+
 from eventindex_airflow.ingest import (FetchIndexOperator, LoadIndexOperator, PublishIndexOperator,
-                                       ValidateIndexOperator)
+                                       ValidateIndexOperator, WaitCompleteSensor)
 
 CATALOG_ASSET = Asset("eventindex://catalog", group="eventindex")
 TRANSIENT = dict(retries=4, retry_delay=timedelta(seconds=10), retry_exponential_backoff=True,
@@ -22,22 +27,28 @@ with DAG(
     max_active_runs=4,
     tags=["eventindex", "ingestion"],
     params={
-        "dataset": Param("", type="string", minLength=10, maxLength=255,
-                         pattern=r"^[A-Za-z0-9_.:\-]+$", description="dataset name or Rucio DID"),
+        "dataset": Param("", type="string", minLength=10, maxLength=255, pattern=form_pattern(),
+                         description="dataset name (ATLAS nomenclature) or Rucio DID"),
         "staging_uri": Param(None, type=["null", "string"], description="staging area (default: the connection)"),
         "source": Param("manual", type="string", enum=["manual", "stomp", "tier0", "prodsys"]),
-        "announcement": Param(None, type=["null", "object"], description="the producer's STOMP message"),
+        "generation": Param(0, type="integer", minimum=0, description="which ingestion of the dataset (STOMP)"),
+        "stuck_after_minutes": Param(360, type="number", minimum=0,
+                                     description="report the dataset stuck if still incomplete after this long"),
+        "reindex": Param(False, type="boolean", description="load again even if this version is loaded already"),
         "obsolete_older": Param(False, type="boolean", description="mark older AMI tags of this sample obsolete"),
     },
     render_template_as_native_obj=True,
 ) as dag:
     dataset = "{{ params.dataset }}"
     staging = "{{ params.staging_uri }}"
+    complete = WaitCompleteSensor(task_id="wait_complete", dataset=dataset, staging_uri=staging, poke_interval=30,
+                                  stuck_after_minutes="{{ params.stuck_after_minutes }}", **TRANSIENT)
     fetch = FetchIndexOperator(task_id="fetch", dataset=dataset, staging_uri=staging, **TRANSIENT)
     validate = ValidateIndexOperator(task_id="validate", dataset=dataset, staging_uri=staging, fetched=fetch.output,
-                                     announcement="{{ params.announcement }}", **TRANSIENT)
-    load = LoadIndexOperator(task_id="load", dataset=dataset, staging_uri=staging, fetched=fetch.output, **TRANSIENT)
+                                     **TRANSIENT)
+    load = LoadIndexOperator(task_id="load", dataset=dataset, staging_uri=staging, fetched=fetch.output,
+                             reindex="{{ params.reindex }}", **TRANSIENT)
     publish = PublishIndexOperator(task_id="publish", dataset=dataset, staging_uri=staging,
                                    obsolete_older="{{ params.obsolete_older }}", outlets=[CATALOG_ASSET],
                                    **TRANSIENT)
-    fetch >> validate >> load >> publish
+    complete >> fetch >> validate >> load >> publish

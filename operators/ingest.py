@@ -3,11 +3,14 @@ index files lives in the work area under the run's id, and XComs carry only its 
 
 from __future__ import annotations
 
-from airflow.sdk import BaseOperator
+from datetime import timedelta
+
+from airflow.sdk import BaseOperator, BaseSensorOperator
 from airflow.sdk.exceptions import AirflowFailException
 
-from eventindex import ingest
+from eventindex import announcements, ingest, progress
 from eventindex.errors import BadInput, NotFound, Problem, ValidationFailed
+from eventindex.naming import parse
 from eventindex.workarea import WorkArea
 
 from .hooks import CatalogHook, MetadataHook, RucioHook
@@ -30,10 +33,44 @@ class IngestOperator(BaseOperator):
 
     def report(self, problems: list[Problem], message: str):
         """Bad data: recorded in ``validation_reports``, and the task fails without retries."""
-        ingest.record_problems(MetadataHook(self.metadata_conn_id).get_engine(), problems)
+        engine = MetadataHook(self.metadata_conn_id).get_engine()
+        ingest.record_problems(engine, problems)
+        progress.mark(engine, problems[0].dataset, progress.FAILED, message[:500])
         for p in problems:
             self.log.error("validation: %s | %s | %s", p.dataset, p.file or "-", p.what)
         return AirflowFailException(message)
+
+
+class WaitCompleteSensor(BaseSensorOperator):
+    """Waits, in reschedule mode (no worker slot held between looks), until the dataset's staged job parts make the
+    whole dataset; each look records "waiting for N of M files" in the metadata DB and the task log. Fails at once,
+    without retries, for a malformed name or a dataset that exists nowhere, and reports it stuck after
+    ``stuck_after_minutes``."""
+
+    template_fields = ("dataset", "staging_uri", "stuck_after_minutes")
+
+    def __init__(self, *, dataset: str, staging_uri: str | None = None, stuck_after_minutes: float | str = 360,
+                 rucio_conn_id: str = "eventindex_rucio", metadata_conn_id: str = "eventindex_metadata", **kwargs):
+        kwargs.setdefault("mode", "reschedule")
+        kwargs.setdefault("poke_interval", 60)
+        super().__init__(**kwargs)
+        self.dataset, self.staging_uri, self.stuck_after_minutes = dataset, staging_uri, stuck_after_minutes
+        self.rucio_conn_id, self.metadata_conn_id = rucio_conn_id, metadata_conn_id
+
+    def poke(self, context) -> bool:
+        hook = MetadataHook(self.metadata_conn_id)
+        try:
+            name = parse(self.dataset).name
+            seen = ingest.wait_complete(hook.get_engine(), RucioHook(self.rucio_conn_id, metadata_conn_id=(
+                self.metadata_conn_id)).get_client(), name, self.staging_uri or hook.settings.staging,
+                timedelta(minutes=float(self.stuck_after_minutes)))
+        except (BadInput, NotFound) as exc:  # waiting will not make a malformed name valid, nor conjure a dataset
+            self.log.error("%s", exc)
+            raise AirflowFailException(str(exc)) from None
+        self.log.info("%s: %s", name, seen.detail)
+        if progress.get(hook.get_engine(), name)["state"] == progress.STUCK:
+            raise AirflowFailException(f"{name} is stuck: {seen.detail}")
+        return seen.complete
 
 
 class FetchIndexOperator(IngestOperator):
@@ -53,17 +90,18 @@ class FetchIndexOperator(IngestOperator):
 class ValidateIndexOperator(IngestOperator):
     """Schema, duplicates, counts against the announcement and against Rucio. Bad data fails without retries."""
 
-    template_fields = (*IngestOperator.template_fields, "announcement", "fetched")
+    template_fields = (*IngestOperator.template_fields, "fetched")
 
-    def __init__(self, *, fetched: dict, announcement: dict | None = None, allow_duplicates: bool = False, **kwargs):
+    def __init__(self, *, fetched: dict, allow_duplicates: bool = False, **kwargs):
         super().__init__(**kwargs)
-        self.fetched, self.announcement, self.allow_duplicates = fetched, announcement, allow_duplicates
+        self.fetched, self.allow_duplicates = fetched, allow_duplicates
 
     def execute(self, context) -> dict:
         rucio = RucioHook(self.rucio_conn_id, metadata_conn_id=self.metadata_conn_id).get_client()
+        fetched = ingest.Fetched(**self.fetched)
+        told = announcements.for_dataset(MetadataHook(self.metadata_conn_id).get_engine(), fetched.dataset)
         try:
-            summary = ingest.validate(ingest.Fetched(**self.fetched), rucio, self.announcement or None,
-                                      self.allow_duplicates)
+            summary = ingest.validate(fetched, rucio, told, self.allow_duplicates)
         except ValidationFailed as exc:
             raise self.report(exc.problems, str(exc)) from None
         self.log.info("valid: %s", summary)
@@ -73,17 +111,22 @@ class ValidateIndexOperator(IngestOperator):
 class LoadIndexOperator(IngestOperator):
     """Loads the dataset into the catalogue, atomically (a rerun replaces it, never duplicates)."""
 
-    template_fields = (*IngestOperator.template_fields, "fetched")
+    template_fields = (*IngestOperator.template_fields, "fetched", "reindex")
 
-    def __init__(self, *, fetched: dict, **kwargs):
+    def __init__(self, *, fetched: dict, reindex: bool | str = False, **kwargs):
         super().__init__(**kwargs)
-        self.fetched = fetched
+        self.fetched, self.reindex = fetched, reindex
 
     def execute(self, context) -> dict:
+        fetched = ingest.Fetched(**self.fetched)
         try:
-            result = ingest.load(self.catalog(), ingest.Fetched(**self.fetched))
+            result = ingest.load(self.catalog(), fetched, reindex=self.reindex in (True, "True"))
         except BadInput as exc:
             raise AirflowFailException(str(exc)) from None
+        if result is None:
+            self.log.info("%s: this version (jobs %s) is in the catalogue already; nothing loaded", fetched.dataset,
+                          fetched.parts)
+            return {"dataset": fetched.dataset, "nevents": None, "load_id": None, "skipped": True}
         self.log.info("loaded %s: %d events in %.2f s", result.dataset, result.nevents, result.seconds)
         return {"dataset": result.dataset, "nevents": result.nevents, "load_id": result.load_id}
 

@@ -1,21 +1,22 @@
-"""STOMP sensing: drain the producers' queue into the metadata DB (ack after recording), then start one ingestion
-run per announced dataset job. Redelivered or repeated messages map to the same run id and start nothing new."""
+"""STOMP sensing: drain the producers' queue into the metadata DB (recorded in batches, acked after recording),
+then start one ingestion run per dataset that has new job parts. Announcements accumulate per dataset; the run
+waits until the parts make the whole dataset. Redelivered or repeated messages change nothing and start nothing."""
 
 from __future__ import annotations
 
 from airflow.sdk import BaseOperator
 
-from eventindex import announcements
-from eventindex.messaging import drain
+from eventindex import announcements, progress
+from eventindex.messaging import drain_batches
 
-from .hooks import CatalogHook, MetadataHook, StompHook
+from .hooks import MetadataHook, StompHook
 
 
 class StompDrainOperator(BaseOperator):
-    def __init__(self, *, max_messages: int = 500, idle_s: float = 2.0, stomp_conn_id: str = "eventindex_stomp",
-                 metadata_conn_id: str = "eventindex_metadata", **kwargs):
+    def __init__(self, *, max_messages: int = 20000, idle_s: float = 2.0, batch_size: int = 500,
+                 stomp_conn_id: str = "eventindex_stomp", metadata_conn_id: str = "eventindex_metadata", **kwargs):
         super().__init__(**kwargs)
-        self.max_messages, self.idle_s = max_messages, idle_s
+        self.max_messages, self.idle_s, self.batch_size = max_messages, idle_s, batch_size
         self.stomp_conn_id, self.metadata_conn_id = stomp_conn_id, metadata_conn_id
 
     def execute(self, context) -> dict:
@@ -24,8 +25,9 @@ class StompDrainOperator(BaseOperator):
             self.log.info("no broker configured (connection %s): nothing to drain", self.stomp_conn_id)
             return {"handled": 0, "poison": 0}
         engine = MetadataHook(self.metadata_conn_id).get_engine()
-        counts = drain(target, lambda body: announcements.record(engine, announcements.parse_announcement(body)),
-                       self.max_messages, self.idle_s)
+        counts = drain_batches(target, lambda msgs: announcements.record_many(engine, msgs),
+                               announcements.parse_announcement, self.max_messages, self.idle_s,
+                               batch_size=self.batch_size)
         for reason in counts.get("poison_reasons", []):
             self.log.error("poison message moved to %s.DLQ: %s", target.destination, reason)
         self.log.info("drained %s", counts)
@@ -33,14 +35,14 @@ class StompDrainOperator(BaseOperator):
 
 
 class PendingAnnouncementsOperator(BaseOperator):
-    def __init__(self, *, limit: int = 500, catalog_conn_id: str = "eventindex_catalog",
-                 metadata_conn_id: str = "eventindex_metadata", **kwargs):
+    """One ingestion run per dataset with job parts not yet in the catalogue (``progress.claim_runs``)."""
+
+    def __init__(self, *, limit: int = 500, metadata_conn_id: str = "eventindex_metadata", **kwargs):
         super().__init__(**kwargs)
-        self.limit, self.catalog_conn_id, self.metadata_conn_id = limit, catalog_conn_id, metadata_conn_id
+        self.limit, self.metadata_conn_id = limit, metadata_conn_id
 
     def execute(self, context) -> list[dict]:
-        loaded = {r["name"] for r in CatalogHook(self.catalog_conn_id).get_catalog().datasets()}
-        msgs = announcements.pending(MetadataHook(self.metadata_conn_id).get_engine(), loaded, self.limit)
-        self.log.info("%d announced dataset jobs to ingest", len(msgs))
-        return [{"trigger_run_id": f"stomp__{m['dataset']}__{m['task_id']}__{m['job_id']}",
-                 "conf": {"dataset": m["dataset"], "source": "stomp", "announcement": m}} for m in msgs]
+        runs = progress.claim_runs(MetadataHook(self.metadata_conn_id).get_engine(), self.limit)
+        self.log.info("%d datasets with new job parts to ingest", len(runs))
+        return [{"trigger_run_id": f"stomp__{r['dataset']}__g{r['generation']}",
+                 "conf": {"dataset": r["dataset"], "source": "stomp", "generation": r["generation"]}} for r in runs]

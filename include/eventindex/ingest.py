@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import posixpath
 from dataclasses import asdict, dataclass, field
+from datetime import timedelta
 
 import numpy as np
 import pyarrow.compute as pc
 import sqlalchemy as sa
 
+from . import announcements, progress
 from . import metadata as md
 from .catalog.base import check_records
 from .catalog.loader import find_staged, verify_staged
@@ -21,6 +23,7 @@ from .ddm import files_by_guid, guid_key, split_did
 from .errors import BadLoad, DIDNotFound, NotFound, Problem, ValidationFailed
 from .guid import format_guid
 from .naming import parse
+from .progress import Completeness, part_of
 from .staging import uri_of
 from .workarea import WorkArea, read_parquet
 
@@ -32,14 +35,40 @@ class Fetched:
     parquet: list[str]
     summaries: list[dict] = field(default_factory=list)
 
+    @property
+    def parts(self) -> list[tuple[int, int, int]]:
+        """The producer jobs' parts this copy is made of: the dataset's version."""
+        return sorted(part_of(s) for s in self.summaries)
+
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+def _source(name: str, staging: str) -> str:
+    return staging if posixpath.basename(staging.split("?")[0].rstrip("/")) == name else uri_of(staging, name)
+
+
+def staged_parts(dataset: str, staging: str) -> list[dict]:
+    """The summaries of the producer jobs' parts staged so far for ``dataset`` (none: an empty list)."""
+    name = parse(dataset).name
+    try:
+        _, found = find_staged(_source(name, staging))
+    except NotFound:
+        return []
+    return found[0].summaries if found else []
+
+
+def wait_complete(engine, ddm, dataset: str, staging: str, stuck_after: timedelta | None = None) -> Completeness:
+    """One look at whether the dataset's staged parts make it whole (see ``progress``); records what it found."""
+    name = parse(dataset).name
+    return progress.check(engine, ddm, name, staged_parts(name, staging), announcements.for_dataset(engine, name),
+                          stuck_after)
 
 
 def fetch(dataset: str, staging: str, work: WorkArea) -> Fetched:
     """Copy the dataset's producer outputs from the staging area to the run's work area, checking each checksum."""
     name = parse(dataset).name
-    source = staging if posixpath.basename(staging.split("?")[0].rstrip("/")) == name else uri_of(staging, name)
+    source = _source(name, staging)
     fs, found = find_staged(source)
     if not found:
         raise NotFound(f"no producer output for {name} in {source}")
@@ -50,14 +79,23 @@ def fetch(dataset: str, staging: str, work: WorkArea) -> Fetched:
     return Fetched(name, work.uri_of(name), copies, staged.summaries)
 
 
-def validate(fetched: Fetched, ddm, announcement: dict | None = None, allow_duplicates: bool = False) -> dict:
-    """All checks of a fetched dataset; raises ValidationFailed listing every problem found."""
+def validate(fetched: Fetched, ddm, announced: list[dict] | dict | None = None,
+             allow_duplicates: bool = False) -> dict:
+    """All checks of a fetched dataset; raises ValidationFailed listing every problem found.
+
+    Each job's part is checked against its own summary and its own announcement (``announced``: the latest
+    announcement of each job, as accumulated by ``announcements``); the parts together against Rucio.
+    """
     name = fetched.dataset
     ds = parse(name)
     problems: list[Problem] = []
     counts: dict[str, int] = {}
+    owner: dict[str, tuple] = {}
     runs, events = [], []
-    for uri in fetched.parquet:
+    if isinstance(announced, dict):
+        announced = [announced]
+    told_by_job = {(int(m.get("task_id", 0)), int(m.get("job_id", 0))): m for m in announced or []}
+    for uri, summary in zip(fetched.parquet, fetched.summaries):
         base = posixpath.basename(uri.split("?")[0])
         try:
             table = read_parquet(uri)
@@ -68,25 +106,29 @@ def validate(fetched: Fetched, ddm, announcement: dict | None = None, allow_dupl
         except Exception as exc:
             problems.append(Problem(name, base, f"unreadable index file ({exc})"))
             continue
+        part = part_of(summary)
         vc = pc.value_counts(table.column(f"{ds.datatype}_guid"))
-        for g, n in zip(vc.field("values").to_pylist(), vc.field("counts").to_pylist()):
-            counts[format_guid(g)] = counts.get(format_guid(g), 0) + int(n)
+        mine = {format_guid(g): int(n) for g, n in zip(vc.field("values").to_pylist(), vc.field("counts").to_pylist())}
+        for guid, n in mine.items():
+            if guid in owner:
+                problems.append(Problem(name, guid, f"indexed by two jobs: {_job(owner[guid])} and {_job(part)}"))
+            owner[guid] = part
+            counts[guid] = counts.get(guid, 0) + n
+        in_summary = {guid_key(g["guid"]): int(g["nevents"]) for g in summary.get("guids", [])}
+        for guid in sorted(set(in_summary) | set(mine)):
+            if in_summary.get(guid) != mine.get(guid):
+                problems.append(Problem(name, guid, f"{_job(part)}: the producer summary says "
+                                                    f"{in_summary.get(guid, 0)} events, the index holds "
+                                                    f"{mine.get(guid, 0)}"))
+        told = told_by_job.get(part[:2])
+        if told is not None and int(told.get("attempt", 0)) == part[2]:
+            told_counts = {guid_key(g): int(n) for g, n in told.get("guids", {}).items()}
+            for guid in sorted(set(told_counts) | set(mine)):
+                if told_counts.get(guid) != mine.get(guid):
+                    problems.append(Problem(name, guid, f"{_job(part)}: announced with {told_counts.get(guid, 0)} "
+                                                        f"events, the index holds {mine.get(guid, 0)}"))
         runs.append(table.column("run_number").to_numpy())
         events.append(table.column("event_number").to_numpy())
-    announced = {}
-    for s in fetched.summaries:
-        for g in s.get("guids", []):
-            announced[guid_key(g["guid"])] = announced.get(guid_key(g["guid"]), 0) + g["nevents"]
-    for guid, n in announced.items():
-        if counts.get(guid) != n and not problems:
-            problems.append(Problem(name, guid, f"the producer summary says {n} events, the index holds "
-                                                f"{counts.get(guid, 0)}"))
-    if announcement is not None:
-        told = {guid_key(g): int(n) for g, n in announcement.get("guids", {}).items()}
-        for guid in sorted(set(told) | set(counts)):
-            if told.get(guid) != counts.get(guid):
-                problems.append(Problem(name, guid, f"announced with {told.get(guid, 0)} events, the index holds "
-                                                    f"{counts.get(guid, 0)}"))
     nevents = sum(counts.values())
     duplicates = 0
     if runs:
@@ -118,6 +160,11 @@ def validate(fetched: Fetched, ddm, announcement: dict | None = None, allow_dupl
     return {"dataset": name, "nfiles": len(counts), "nevents": nevents, "duplicates": duplicates}
 
 
+def _job(part: tuple) -> str:
+    task, job, attempt = part
+    return f"job {task}.{job}" + (f" (attempt {attempt})" if attempt else "")
+
+
 def record_problems(metadata_url_or_engine, problems: list[Problem]) -> int:
     engine = metadata_url_or_engine if isinstance(metadata_url_or_engine, sa.Engine) else \
         md.make_engine(metadata_url_or_engine)
@@ -128,9 +175,20 @@ def record_problems(metadata_url_or_engine, problems: list[Problem]) -> int:
     return len(problems)
 
 
-def load(catalog, fetched: Fetched):
+def load(catalog, fetched: Fetched, reindex: bool = False):
+    """Load the fetched version; ``None`` when exactly this version (the same job parts) is loaded already, unless
+    ``reindex`` asks to load it again (a reprocessing campaign re-ingested on purpose)."""
+    if not reindex and progress.loaded_parts(catalog.engine, fetched.dataset) == fetched.parts:
+        try:
+            row = catalog.show(fetched.dataset)
+            progress.record_loaded(catalog.engine, fetched.dataset, fetched.parts, row["nevents"])
+            return None
+        except NotFound:
+            pass  # the progress table says loaded, the catalogue does not have it: load
     lfns = {guid_key(g["guid"]): {"lfn": g.get("lfn")} for s in fetched.summaries for g in s.get("guids", [])}
-    return catalog.load(fetched.dataset, [read_parquet(uri) for uri in fetched.parquet], files_meta=lfns)
+    result = catalog.load(fetched.dataset, [read_parquet(uri) for uri in fetched.parquet], files_meta=lfns)
+    progress.record_loaded(catalog.engine, fetched.dataset, fetched.parts, result.nevents)
+    return result
 
 
 def publish(catalog, dataset: str, obsolete_older: bool = False) -> dict:

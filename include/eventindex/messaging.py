@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import threading
+from collections import deque
 import uuid
 
 import stomp
@@ -56,7 +57,7 @@ def announce(target: StompTarget, message: dict, timeout: float = 15.0) -> None:
 
 class _Collector(stomp.ConnectionListener):
     def __init__(self):
-        self.frames, self.arrived = [], threading.Event()
+        self.frames, self.arrived = deque(), threading.Event()
 
     def on_message(self, frame):
         self.frames.append(frame)
@@ -65,21 +66,31 @@ class _Collector(stomp.ConnectionListener):
 
 def drain(target: StompTarget, handle, max_messages: int = 500, idle_s: float = 2.0,
           dead_letter: str | None = None) -> dict:
-    """Consume up to ``max_messages`` from ``target.destination`` and hand each body to ``handle``.
+    """Consume up to ``max_messages`` from ``target.destination`` and hand each body to ``handle``, one at a time
+    (see ``drain_batches`` for the rules; this is it with batches of one)."""
+    return drain_batches(target, lambda handled: None, parse=handle,
+                         max_messages=max_messages, idle_s=idle_s, dead_letter=dead_letter, batch_size=1)
 
-    A message is acked only after ``handle`` returns (the work is recorded); if ``handle`` raises PoisonMessage the
-    message is copied to ``dead_letter`` (default ``<destination>.DLQ``) and then acked. Any other error leaves the
-    message unacked, so the broker redelivers it. Stops after ``idle_s`` without a new message.
+
+def drain_batches(target: StompTarget, record, parse, max_messages: int = 500, idle_s: float = 2.0,
+                  dead_letter: str | None = None, batch_size: int = 500) -> dict:
+    """Consume up to ``max_messages`` from ``target.destination`` in batches: ``parse(body)`` each message, then
+    ``record(parsed list)`` once per batch (one transaction), and only then ack the batch's messages.
+
+    A message whose ``parse`` raises PoisonMessage is copied to ``dead_letter`` (default ``<destination>.DLQ``) and
+    acked. Any other error leaves the batch unacked, so the broker redelivers it. A batch is whatever has arrived
+    (up to ``batch_size``) when the previous one is recorded: a trickle is recorded at once, a burst in bulk.
+    Stops after ``idle_s`` without a new message.
     """
     dead_letter = dead_letter or f"{target.destination}.DLQ"
     conn = stomp.Connection12([(target.host, target.port)], reconnect_attempts_max=2)
     listener = _Collector()
     conn.set_listener("drain", listener)
-    counts = {"handled": 0, "poison": 0}
+    counts = {"handled": 0, "poison": 0, "batches": 0}
     try:
         conn.connect(target.user, target.password, wait=True)
         conn.subscribe(target.destination, id="eventindex-drain", ack="client-individual",
-                       headers={"activemq.prefetchSize": str(min(max_messages, 500))})
+                       headers={"activemq.prefetchSize": str(max(1, min(max_messages, 1000)))})
         done = 0
         while done < max_messages:
             if not listener.frames:
@@ -87,16 +98,24 @@ def drain(target: StompTarget, handle, max_messages: int = 500, idle_s: float = 
                 if not listener.frames and not listener.arrived.wait(idle_s):
                     break
                 continue
-            frame = listener.frames.pop(0)
-            try:
-                handle(frame.body)
-                counts["handled"] += 1
-            except PoisonMessage as exc:
-                conn.send(dead_letter, frame.body, headers={"persistent": "true", "eventindex-error": str(exc)[:200]})
-                counts["poison"] += 1
-                counts.setdefault("poison_reasons", []).append(str(exc))
-            conn.ack(frame.headers["ack"])
-            done += 1
+            frames = [listener.frames.popleft() for _ in range(min(len(listener.frames), batch_size,
+                                                                   max_messages - done))]
+            parsed = []
+            for frame in frames:
+                try:
+                    parsed.append(parse(frame.body))
+                except PoisonMessage as exc:
+                    conn.send(dead_letter, frame.body,
+                              headers={"persistent": "true", "eventindex-error": str(exc)[:200]})
+                    counts["poison"] += 1
+                    counts.setdefault("poison_reasons", []).append(str(exc))
+            if parsed:
+                record(parsed)
+            for frame in frames:
+                conn.ack(frame.headers["ack"])
+            counts["handled"] += len(parsed)
+            counts["batches"] += 1
+            done += len(frames)
         conn.disconnect(receipt=f"drain-{uuid.uuid4()}")  # waits, so the last acks have reached the broker
     except stomp.exception.StompException as exc:
         raise AnnounceError(f"cannot consume from stomp://{target.host}:{target.port}{target.destination}: "

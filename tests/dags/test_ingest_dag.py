@@ -22,7 +22,8 @@ def home(staged_world, eventindex_home):
 def test_dag_files_import_without_errors(dagbag):
     assert "eventindex_ingest" in dagbag.dags
     dag = dagbag.dags["eventindex_ingest"]
-    assert [t.task_id for t in dag.topological_sort()] == ["fetch", "validate", "load", "publish"]
+    assert [t.task_id for t in dag.topological_sort()] == ["wait_complete", "fetch", "validate", "load",
+                                                                  "publish"]
 
 
 def test_ingest_run_loads_the_dataset_and_publishes_the_asset(dagbag, home, staged_world):
@@ -33,11 +34,47 @@ def test_ingest_run_loads_the_dataset_and_publishes_the_asset(dagbag, home, stag
     assert str(run.state) == "success", task_states(run)
     catalog = open_catalog(Settings.from_env())
     assert catalog.count(make_selection(dataset=d["name"])) == d["nevents"]
-    # clearing and rerunning the whole run changes nothing
+    # running it again changes nothing: the same version (the same job parts) is loaded once
     run2 = dag.test(run_conf={"dataset": d["name"], "staging_uri": str(staging)})
     assert str(run2.state) == "success"
     assert catalog.count(make_selection()) == d["nevents"]
+    assert [h["action"] for h in catalog.show(d["name"])["history"]] == ["load"]
+    # unless re-indexing is asked for (a reprocessing campaign re-ingested on purpose)
+    run3 = dag.test(run_conf={"dataset": d["name"], "staging_uri": str(staging), "reindex": True})
+    assert str(run3.state) == "success"
     assert [h["action"] for h in catalog.show(d["name"])["history"]] == ["load", "reload"]
+
+
+@pytest.mark.parametrize("name, why", [
+    ("data17_13TeV:data18_13TeV.00358031.physics_Main.merge.AOD.f961_m1831", "differs from the project"),
+    ("data18_13TeV.00399999.physics_Main.merge.AOD.f961_m1831", "exists nowhere"),
+])
+def test_a_dataset_that_cannot_be_ingested_fails_at_once_with_the_reason(dagbag, home, staged_world, name, why):
+    """A malformed name (one the form's pattern cannot tell) or a dataset that is nowhere (not staged, not
+    announced, unknown to Rucio) will not get better by retrying: the first task fails without retries."""
+    _, _, staging = staged_world
+    run = dagbag.dags["eventindex_ingest"].test(run_conf={"dataset": name, "staging_uri": str(staging)})
+    tis = {ti.task_id: ti for ti in run.get_task_instances()}
+    assert str(run.state) == "failed"
+    assert str(tis["wait_complete"].state) == "failed" and tis["wait_complete"].try_number == 1
+    assert open_catalog(Settings.from_env()).datasets() == []
+    if "nowhere" in why:
+        from eventindex import progress
+
+        assert why in progress.get(sa.create_engine(Settings.from_env().metadata_url), name)["detail"]
+
+
+def test_the_form_refuses_names_against_the_nomenclature(dagbag, staged_world):
+    from airflow.sdk import Param
+
+    world, _, _ = staged_world
+    schema = dagbag.dags["eventindex_ingest"].params.get_param("dataset").schema
+    for good in [d["name"] for d in world["datasets"]]:
+        assert Param(good, **schema).resolve() == good
+    for bad in ("data18_13TeV.358031.physics_Main.merge.AOD.f961", "data18_13TeV.00358031.physics_Main.merge.AOD",
+                "data18_13TeV.00358031.physics_Main.merge.AOD.f961;drop", "mc16_13TeV.410470.x.deriv.DAOD_PHYS"):
+        with pytest.raises(Exception, match="does not match"):
+            Param(bad, **schema).resolve()
 
 
 def test_a_file_missing_from_rucio_fails_validation_and_loads_nothing(dagbag, home, staged_world):
@@ -108,5 +145,5 @@ def test_rucio_down_for_a_while_is_retried_then_succeeds(dagbag, rucio_connectio
         back.join()
     tis = {ti.task_id: ti for ti in run.get_task_instances()}
     assert str(run.state) == "success", task_states(run)
-    assert tis["validate"].try_number > 1  # failed while Rucio was down, retried, then passed
+    assert tis["wait_complete"].try_number > 1  # failed while Rucio was down, retried, then passed
     assert time.monotonic() - started >= 6

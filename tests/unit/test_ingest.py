@@ -31,12 +31,13 @@ def test_a_good_dataset_goes_through_fetch_validate_load_publish(staged_world, d
     summary = ingest.validate(fetched, ddm)
     assert summary["nevents"] == d["nevents"] and summary["nfiles"] == len(d["files"])
     catalog = EmbeddedCatalog(tmp_path / "cat", f"sqlite:///{tmp_path / 'm.sqlite'}")
-    ingest.load(catalog, fetched)
-    ingest.load(catalog, ingest.fetch(d["name"], str(staging), _work(tmp_path)))  # rerun: same result
-    assert catalog.count(make_selection(dataset=d["name"])) == d["nevents"]
     older = dataset(world, "AOD", tag="f961_m1831")
     ingest.load(catalog, ingest.fetch(older["name"], str(staging), _work(tmp_path)))
-    ingest.load(catalog, ingest.fetch(d["name"], str(staging), _work(tmp_path)))
+    assert ingest.load(catalog, fetched).nevents == d["nevents"]
+    # a rerun of the same version (the same job parts) loads nothing: one load per complete version
+    assert ingest.load(catalog, ingest.fetch(d["name"], str(staging), _work(tmp_path))) is None
+    assert [h["action"] for h in catalog.show(d["name"])["history"]] == ["load"]
+    assert catalog.count(make_selection(dataset=d["name"])) == d["nevents"]
     published = ingest.publish(catalog, d["name"], obsolete_older=True)
     assert published["obsoleted"] == [older["name"]] and published["nevents"] == d["nevents"]
     assert catalog.show(older["name"])["status"] == "obsolete"
@@ -79,7 +80,8 @@ def test_an_open_dataset_or_an_unknown_one_fails_validation(staged_world, ddm, t
 
 def test_announcement_counts_must_match_the_index(staged_world, ddm, tmp_path):
     d, fetched = _fetched(staged_world, tmp_path)
-    told = {"guids": {f["guid"]: f["nevents"] for f in d["files"]}}
+    job = fetched.summaries[0]
+    told = {"task_id": job["task_id"], "job_id": job["job_id"], "guids": {f["guid"]: f["nevents"] for f in d["files"]}}
     assert ingest.validate(fetched, ddm, told)["nevents"] == d["nevents"]
     told["guids"][d["files"][0]["guid"]] += 5
     with pytest.raises(ingest.ValidationFailed, match="announced with"):
