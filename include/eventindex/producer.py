@@ -22,11 +22,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import uproot
 
-from . import __version__, naming
+from . import __version__, naming, xaod
 from .errors import ProducerError
 from .guid import guid_bytes, guid_in_name
 from .rootfile import EVENTS_TREE, INDEX_BRANCHES, MC_BRANCHES, PROV_RE, read_fid
-from .schema import HLT_MASKS, L1_MASKS, SCHEMA_VERSION, record_schema, ref_columns
+from .schema import HLT_MASKS, L1_MASKS, SCHEMA_VERSION, TRIGGER_KEY, record_schema, ref_columns
 from .staging import atomic_output, open_staging, uri_of
 from .trigger import masks_to_arrow
 
@@ -80,7 +80,11 @@ def _unique_and_range(run: np.ndarray, evt: np.ndarray) -> tuple[int, tuple[int,
 
 
 def index_file(path: str | Path, dataset: naming.DatasetName) -> IndexedFile:
-    """Read one data file's index branches with uproot and turn them into index records (Arrow)."""
+    """Read one data file's index fields with uproot and turn them into index records (Arrow).
+
+    The file is ours (TTree ``events``, written by the simulator) or a real ATLAS xAOD file (TTree
+    ``CollectionTree``, Run 2, or RNTuple ``EventData``, Run 3): see ``eventindex.xaod``.
+    """
     path = str(path)
     try:
         handle = uproot.open(path)
@@ -90,18 +94,14 @@ def index_file(path: str | Path, dataset: naming.DatasetName) -> IndexedFile:
         raise _fail(path, f"not a readable ROOT file ({type(exc).__name__}: {exc})") from None
     with handle:
         try:
-            if EVENTS_TREE not in handle:
-                raise _fail(path, f"no TTree '{EVENTS_TREE}' (keys: {', '.join(handle.keys()) or 'none'})")
-            tree = handle[EVENTS_TREE]
+            if EVENTS_TREE in handle:
+                (arrays, prov), events = _read_events(handle, path, dataset), None
+            elif xaod.holds_xaod(handle):
+                arrays, prov, events = None, None, xaod.read_xaod(handle, path, dataset.is_mc)
+            else:
+                raise _fail(path, f"neither our TTree '{EVENTS_TREE}' nor an xAOD TTree '{xaod.XAOD_TREE}' or "
+                                  f"RNTuple '{xaod.XAOD_RNTUPLE}' (keys: {', '.join(handle.keys()) or 'none'})")
             fid = read_fid(handle)
-            branches = set(tree.keys())
-            wanted = dict(INDEX_BRANCHES, **(MC_BRANCHES if dataset.is_mc else {}))
-            missing = sorted(set(wanted) - branches)
-            if missing:
-                raise _fail(path, f"missing branches {', '.join(missing)}")
-            prov = sorted(m.group(1) for b in branches if (m := PROV_RE.match(b)))
-            names = list(wanted) + [b for s in prov for b in (f"prov_{s}_guid", f"prov_{s}_oid")]
-            arrays = tree.arrays(names, library="np")
         except ProducerError:
             raise
         except Exception as exc:
@@ -110,27 +110,54 @@ def index_file(path: str | Path, dataset: naming.DatasetName) -> IndexedFile:
     if fid is None:
         raise _fail(path, "no file GUID in the ##Params tree ([NAME=FID])")
     in_name = guid_in_name(os.path.basename(path))
-    if in_name is None:
-        raise _fail(path, "the file name carries no GUID")
-    if in_name != fid:
+    # real file names carry no GUID: the FID is then checked against Rucio when the index is ingested
+    if in_name is not None and in_name != fid:
         raise _fail(path, f"GUID mismatch: the file name says {in_name} but the file holds {fid}")
-    for name, (dtype, shape) in wanted.items():
-        a = arrays[name]
-        if a.dtype != np.dtype(dtype) or a.shape[1:] != shape:
-            raise _fail(path, f"branch {name} has type {a.dtype}{list(a.shape[1:])}, expected {dtype}{list(shape)}")
-    n = len(arrays["event_number"])
-    run, evt = arrays["run_number"], arrays["event_number"]
+    columns = events.columns if events is not None else arrays
+    run, evt = columns["run_number"], columns["event_number"]
     if dataset.is_mc:
-        bad = arrays["mc_channel_number"] != dataset.dsid
+        channel = columns["mc_channel_number"]
+        bad = channel != dataset.dsid
         if bad.any():
-            raise _fail(path, f"holds mc_channel_number {int(arrays['mc_channel_number'][bad][0])}, "
+            raise _fail(path, f"holds mc_channel_number {int(channel[bad][0])}, "
                               f"but dataset {dataset.name} is channel {dataset.dsid}")
     elif (run != dataset.run_number).any():
         raise _fail(path, f"holds run {int(run[run != dataset.run_number][0])}, "
                           f"but dataset {dataset.name} is run {dataset.run_number}")
+    if events is not None:
+        why = xaod.stream_refusal(events, dataset)
+        if why:
+            raise _fail(path, why)
+        table = xaod.to_records(events, fid, dataset)
+    else:
+        table = _records(arrays, prov, fid, dataset)
+    unique, first, last = _unique_and_range(run, evt)
+    return IndexedFile(path, fid, table, unique, first, last)
+
+
+def _read_events(handle, path: str, dataset: naming.DatasetName) -> tuple[dict, list[str]]:
+    """Our own layout: the index branches, checked for their types, and the upstream stages they refer to."""
+    tree = handle[EVENTS_TREE]
+    branches = set(tree.keys())
+    wanted = dict(INDEX_BRANCHES, **(MC_BRANCHES if dataset.is_mc else {}))
+    missing = sorted(set(wanted) - branches)
+    if missing:
+        raise _fail(path, f"missing branches {', '.join(missing)}")
+    prov = sorted(m.group(1) for b in branches if (m := PROV_RE.match(b)))
+    names = list(wanted) + [b for s in prov for b in (f"prov_{s}_guid", f"prov_{s}_oid")]
+    arrays = tree.arrays(names, library="np")
+    for name, (dtype, shape) in wanted.items():
+        a = arrays[name]
+        if a.dtype != np.dtype(dtype) or a.shape[1:] != shape:
+            raise _fail(path, f"branch {name} has type {a.dtype}{list(a.shape[1:])}, expected {dtype}{list(shape)}")
     if dataset.datatype in prov:
         raise _fail(path, f"refers to its own format {dataset.datatype} as upstream")
+    return arrays, prov
 
+
+def _records(arrays: dict, prov: list[str], fid: str, dataset: naming.DatasetName) -> pa.Table:
+    """Index records of one of our own files: every field straight from its branch, trigger masks included."""
+    n = len(arrays["event_number"])
     stages = [dataset.datatype, *prov]
     schema = record_schema(stages)
     cols: dict[str, pa.Array] = {
@@ -155,9 +182,7 @@ def index_file(path: str | Path, dataset: naming.DatasetName) -> IndexedFile:
         g, o = ref_columns(stage)
         cols[g] = masks_to_arrow(arrays[f"prov_{stage}_guid"])
         cols[o] = pa.array(arrays[f"prov_{stage}_oid"].astype(np.uint64, copy=False))
-    table = pa.Table.from_arrays([cols[f.name] for f in schema], schema=schema)
-    unique, first, last = _unique_and_range(run, evt)
-    return IndexedFile(path, fid, table, unique, first, last)
+    return pa.Table.from_arrays([cols[f.name] for f in schema], schema=schema)
 
 
 def produce(dataset: str, files: list[str | Path], staging: str, task_id: int = 0, job_id: int = 0,
@@ -176,6 +201,9 @@ def produce(dataset: str, files: list[str | Path], staging: str, task_id: int = 
     stage_sets = {tuple(f.table.schema.names) for f in indexed}
     if len(stage_sets) > 1:
         raise ProducerError(f"files of {ds.name} carry different upstream references; nothing written")
+    if len({f.table.schema.metadata.get(TRIGGER_KEY.encode()) for f in indexed}) > 1:
+        raise ProducerError(f"files of {ds.name} mix files with and without trigger masks (ours and real xAOD); "
+                            "nothing written")
     meta = {"eventindex.dataset": ds.name, "eventindex.task_id": str(task_id), "eventindex.job_id": str(job_id),
             "eventindex.producer": __version__}
     table = pa.concat_tables([f.table for f in indexed]).replace_schema_metadata(

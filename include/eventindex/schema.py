@@ -21,6 +21,7 @@ STAGE_ORDER = ("RAW", "ESD", "AOD")  # then DAOD_* alphabetically
 STAGE_RE = re.compile(r"^(RAW|ESD|AOD|EVNT|HITS|RDO|(DAOD|DESD|DRAW)_[A-Z0-9]+)$")
 
 GUID_TYPE = pa.binary(16)
+TRIGGER_KEY = "eventindex.trigger"  # schema metadata: "none" when the records carry no trigger masks
 
 BASE_FIELDS = [
     pa.field("run_number", pa.uint32(), nullable=False),
@@ -51,9 +52,17 @@ def ref_columns(stage: str) -> tuple[str, str]:
     return f"{stage}_guid", f"{stage}_oid"
 
 
-def record_schema(stages: list[str] | tuple[str, ...], metadata: dict[str, str] | None = None) -> pa.Schema:
-    """The schema of index records that carry references to ``stages`` (the own stage and its upstream ones)."""
-    fields = list(BASE_FIELDS)
+def record_schema(stages: list[str] | tuple[str, ...], metadata: dict[str, str] | None = None,
+                  trigger: bool = True) -> pa.Schema:
+    """The schema of index records that carry references to ``stages`` (the own stage and its upstream ones).
+
+    ``trigger=False``: records of files without trigger information (real xAOD): the masks are nullable (and
+    null) and the metadata says ``eventindex.trigger = none``.
+    """
+    fields = list(BASE_FIELDS) if trigger else [f.with_nullable(True) if f.name in (*L1_MASKS, *HLT_MASKS) else f
+                                                for f in BASE_FIELDS]
+    if not trigger:
+        metadata = {TRIGGER_KEY: "none", **(metadata or {})}
     for stage in sorted(set(stages), key=stage_key):
         guid_col, oid_col = ref_columns(stage)
         fields += [pa.field(guid_col, GUID_TYPE, nullable=False), pa.field(oid_col, pa.uint64(), nullable=False)]

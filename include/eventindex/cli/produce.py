@@ -14,7 +14,9 @@ def register(sub) -> None:
     p = add_command(sub, "produce", "index data files into the staging area (what a production job runs)",
                     ["eventindex produce --dataset data18_13TeV.00358031.physics_Main.daq.RAW world/RAW/*.root",
                      "eventindex produce --dataset NAME --stomp stomp://127.0.0.1:61613/queue/eventindex.producer "
-                     "FILE.root"])
+                     "FILE.root",
+                     "eventindex produce --dataset mc16_13TeV.410470.PhPy8EG_A14_ttbar_hdamp258p75_nonallhad.deriv."
+                     "DAOD_PHYSLITE.e6337_s3126_r10201_p4172 DAOD_PHYSLITE.37233417._000052.pool.root.1"])
     p.add_argument("--dataset", required=True, help="dataset name (ATLAS nomenclature) or Rucio DID")
     p.add_argument("--staging", help="staging folder or URI (default $EVENTINDEX_STAGING or "
                                      "$EVENTINDEX_HOME/staging)")
@@ -22,7 +24,8 @@ def register(sub) -> None:
     p.add_argument("--job-id", type=int, default=0, help="the job within the task (default 0)")
     p.add_argument("--stomp", help="announce to stomp://host:port/queue/NAME (default $EVENTINDEX_STOMP_URL)")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
-    p.add_argument("files", nargs="+", help="ROOT data files")
+    p.add_argument("files", nargs="+", help="ROOT data files: the simulator's, or real ATLAS xAOD (TTree "
+                                            "CollectionTree, Run 2, or RNTuple EventData, Run 3)")
     p.set_defaults(func=cmd_produce)
 
     p = add_command(sub, "load", "load produced index files from a staging area into the catalogue (without "
