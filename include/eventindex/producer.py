@@ -186,8 +186,12 @@ def _records(arrays: dict, prov: list[str], fid: str, dataset: naming.DatasetNam
 
 
 def produce(dataset: str, files: list[str | Path], staging: str, task_id: int = 0, job_id: int = 0,
-            stomp_target=None) -> ProducerResult:
-    """Index ``files`` of ``dataset`` into ``<staging>/<dataset>/`` and announce them when a broker is given."""
+            stomp_target=None, attempt: int = 0, njobs: int | None = None) -> ProducerResult:
+    """Index ``files`` of ``dataset`` into ``<staging>/<dataset>/`` and announce them when a broker is given.
+
+    One job's part of a dataset written by a production task of many jobs; ``attempt`` counts re-runs of the job
+    (a later attempt replaces the earlier part: same staged file name) and ``njobs`` is the task's number of jobs
+    when the production system says it (ingestion then waits for that many parts)."""
     started = time.perf_counter()
     ds = naming.parse(dataset)
     if not files:
@@ -223,6 +227,7 @@ def produce(dataset: str, files: list[str | Path], staging: str, task_id: int = 
                      for f in indexed]
     summary = {
         "dataset": ds.name, "did": ds.did, "datatype": ds.datatype, "task_id": task_id, "job_id": job_id,
+        "attempt": attempt, "njobs": njobs,
         "producer": f"eventindex {__version__}", "schema_version": SCHEMA_VERSION, "created": time.time(),
         "stages": [n[:-5] for n in table.schema.names if n.endswith("_guid")],
         "nevents": table.num_rows, "unique_events": unique,
@@ -250,7 +255,8 @@ def announcement(result: ProducerResult) -> dict:
     """The message the ATLAS producer sends since the move to an object store: where the index is, and counts."""
     return {
         "type": "eventindex.produced", "version": 1, "dataset": result.dataset, "task_id": result.task_id,
-        "job_id": result.job_id, "staging_uri": result.parquet_uri, "summary_uri": result.summary_uri,
+        "job_id": result.job_id, "attempt": result.summary["attempt"], "njobs": result.summary["njobs"],
+        "staging_uri": result.parquet_uri, "summary_uri": result.summary_uri,
         "nevents": result.nevents, "unique_events": result.unique_events,
         "guids": {f["guid"]: f["nevents"] for f in result.files}, "created": result.summary["created"],
     }

@@ -1,5 +1,5 @@
-"""STOMP sensing through Airflow with a real ActiveMQ: one ingestion run per announced job, duplicates start nothing
-new, poison messages go to the dead-letter queue, and nothing is lost when a consumer dies before acking."""
+"""STOMP sensing through Airflow with a real ActiveMQ: one ingestion run per announced dataset, duplicates start
+nothing new, poison messages go to the dead-letter queue, and nothing is lost when a consumer dies before acking."""
 
 import json
 import subprocess
@@ -55,7 +55,7 @@ def test_announcements_start_one_run_each_duplicates_none_poison_aside(dagbag, b
     assert str(run.state) == "success"
     new = {k: v for k, v in _stomp_runs().items() if k not in before}
     assert sorted(c["dataset"] for c in new.values()) == sorted(json.loads(m)["dataset"] for m in msgs)
-    assert all(c["announcement"]["guids"] for c in new.values())
+    assert all(c["source"] == "stomp" and c["generation"] == 1 for c in new.values())
     assert broker.consume(queue, wait=2) == []  # everything acked
     dead = broker.consume(f"{queue}.DLQ", count=2, wait=10)
     assert sorted(f.body for f in dead) == sorted(["{not json", json.dumps({"type": "eventindex.produced",
