@@ -22,6 +22,8 @@ def register(sub) -> None:
                                      "$EVENTINDEX_HOME/staging)")
     p.add_argument("--task-id", type=int, default=0, help="the production task (default 0)")
     p.add_argument("--job-id", type=int, default=0, help="the job within the task (default 0)")
+    p.add_argument("--attempt", type=int, default=0, help="the job's attempt: a re-run replaces the earlier part")
+    p.add_argument("--task-jobs", type=int, help="the task's number of jobs, when known (ingestion waits for all)")
     p.add_argument("--stomp", help="announce to stomp://host:port/queue/NAME (default $EVENTINDEX_STOMP_URL)")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.add_argument("files", nargs="+", help="ROOT data files: the simulator's, or real ATLAS xAOD (TTree "
@@ -46,7 +48,8 @@ def cmd_produce(args) -> int:
     stomp_url = args.stomp or settings.stomp_url
     try:
         result = produce(args.dataset, args.files, args.staging or settings.staging, args.task_id, args.job_id,
-                         parse_stomp_url(stomp_url) if stomp_url else None)
+                         parse_stomp_url(stomp_url) if stomp_url else None, attempt=args.attempt,
+                         njobs=args.task_jobs)
     except AnnounceError as exc:
         raise AnnounceError(f"{exc}. The index files are in the staging area; run the same command again to "
                             "announce them (the same task and job ids overwrite, never duplicate)") from None
