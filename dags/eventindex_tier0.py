@@ -19,6 +19,6 @@ with DAG(
     done = Tier0MarkDoneOperator(task_id="mark_done", retries=3)
     ready = Tier0ReadyOperator(task_id="find_ready", retries=3)
     ingest = TriggerDagRunOperator.partial(
-        task_id="start_ingestion", trigger_dag_id="eventindex_ingest", skip_when_already_exists=True,
+        task_id="start_ingestion", trigger_dag_id="eventindex_ingest_tier0", skip_when_already_exists=True,
     ).expand_kwargs(ready.output)
     done >> ready

@@ -1,32 +1,74 @@
-"""Production campaigns: the tasks that finished inside a DAG run's data interval start one ingestion run per output
-dataset. Backfilling the DAG over past dates re-ingests a reprocessing campaign."""
+"""Production campaigns: the tasks the production system finished start one ingestion run per output dataset
+(``eventindex.campaign``). Scheduled reads go on from the persisted stop point; a backfill reads its own interval,
+and re-ingests only with the ``reindex`` parameter."""
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from airflow.sdk import BaseOperator
-from airflow.sdk.exceptions import AirflowFailException
 
-from eventindex import upstream
+from eventindex import campaign
 
-from .hooks import UpstreamHook
+from .hooks import MetadataHook, UpstreamHook
 
-MAX_PER_INTERVAL = 1000  # below Airflow's max_map_length (1024)
+
+def _follows_stop_point(context) -> bool:
+    """Scheduled reads (and their continuations) follow the stop point; backfills and manual runs read a window."""
+    dag_run = context["dag_run"]
+    conf = dag_run.conf or {}
+    if "follow_stop_point" in conf:
+        return bool(conf["follow_stop_point"])
+    return str(getattr(dag_run.run_type, "value", dag_run.run_type)) == "scheduled"
 
 
 class FinishedTasksOperator(BaseOperator):
-    def __init__(self, *, prodsys_conn_id: str = "eventindex_prodsys", **kwargs):
+    """Reads the finished tasks; returns the DAG runs to start: the ingestion runs (at most ``campaign.MAX_PER_READ``)
+    and, when the window holds more, a run of this DAG that reads on from where this one stopped. Pushes ``cursor``
+    (where the read stopped) for the stop point."""
+
+    def __init__(self, *, ingest_dag_id: str = "eventindex_ingest_campaign", prodsys_conn_id: str = "eventindex_prodsys",
+                 metadata_conn_id: str = "eventindex_metadata", **kwargs):
         super().__init__(**kwargs)
-        self.prodsys_conn_id = prodsys_conn_id
+        self.ingest_dag_id, self.prodsys_conn_id, self.metadata_conn_id = ingest_dag_id, prodsys_conn_id, \
+            metadata_conn_id
 
     def execute(self, context) -> list[dict]:
-        start = context["data_interval_start"].replace(tzinfo=None)
-        end = context["data_interval_end"].replace(tzinfo=None)
-        tasks = upstream.finished_tasks(UpstreamHook(self.prodsys_conn_id).get_url(), start, end)
-        runs = [{"trigger_run_id": f"prodsys__{t['task_id']}__{name}",
-                 "conf": {"dataset": name, "source": "prodsys", "obsolete_older": True}}
-                for t in tasks for name in t["output_datasets"]]
-        self.log.info("%d tasks finished in [%s, %s): %d output datasets", len(tasks), start, end, len(runs))
-        if len(runs) > MAX_PER_INTERVAL:
-            raise AirflowFailException(f"{len(runs)} datasets in one interval (limit {MAX_PER_INTERVAL}); "
-                                       "backfill this period with shorter intervals")
+        conf = context["dag_run"].conf or {}
+        params = context["params"]
+        start = datetime.fromisoformat(conf["start"]) if conf.get("start") else \
+            context["data_interval_start"].replace(tzinfo=None)
+        end = datetime.fromisoformat(conf["end"]) if conf.get("end") else \
+            context["data_interval_end"].replace(tzinfo=None)
+        follow = _follows_stop_point(context)
+        result = campaign.read(UpstreamHook(self.prodsys_conn_id).get_url(),
+                               MetadataHook(self.metadata_conn_id).get_engine(), start, end,
+                               follow_stop_point=follow, after=conf.get("after"),
+                               reindex=bool(conf.get("reindex", params.get("reindex", False))),
+                               run_key=context["run_id"])
+        self.log.info("%d tasks read (%s, until %s; from %s): %d output datasets%s", result["ntasks"],
+                      "from the stop point" if follow else "window", end, conf.get("after") or start,
+                      len(result["runs"]), "; more to read: a continuation run follows" if result["continuation"]
+                      else "")
+        context["ti"].xcom_push(key="cursor", value=result["cursor"])
+        runs = [{**r, "trigger_dag_id": self.ingest_dag_id} for r in result["runs"]]
+        if result["continuation"]:
+            runs.append({"trigger_dag_id": context["dag"].dag_id, "trigger_run_id": f"{context['run_id']}__more",
+                         "conf": result["continuation"]})
         return runs
+
+
+class SaveStopPointOperator(BaseOperator):
+    """After the ingestion runs were started: a scheduled read moves the stop point to where it stopped."""
+
+    template_fields = ("cursor",)
+
+    def __init__(self, *, cursor, metadata_conn_id: str = "eventindex_metadata", **kwargs):
+        super().__init__(**kwargs)
+        self.cursor, self.metadata_conn_id = cursor, metadata_conn_id
+
+    def execute(self, context) -> bool:
+        moved = campaign.commit(MetadataHook(self.metadata_conn_id).get_engine(), {"cursor": self.cursor},
+                                _follows_stop_point(context))
+        self.log.info("stop point %s", f"moved to {self.cursor}" if moved else "unchanged")
+        return moved

@@ -15,6 +15,8 @@ export AIRFLOW__API__PORT="${AIRFLOW_PORT:-8080}"
 export AIRFLOW__CORE__EXECUTION_API_SERVER_URL="http://127.0.0.1:$AIRFLOW__API__PORT/execution/"
 export PATH="$ROOT/.venv/bin:$PATH"
 export EVENTINDEX_HOME="${EVENTINDEX_HOME:-$ROOT/.eventindex}"  # tasks see the same embedded state as the CLI
+# the sensing and ingestion DAGs run as soon as they are parsed (a backfill of a paused DAG would never run)
+export AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION=False
 PID="$AIRFLOW_HOME/standalone.pid"
 LOG="$AIRFLOW_HOME/standalone.log"
 mkdir -p "$AIRFLOW_HOME"
@@ -34,6 +36,11 @@ case "${1:-}" in
         sleep 2
       done
     fi
+    # one pool per ingestion source (dags/eventindex_ingest.py): a campaign backlog cannot take every worker slot
+    airflow pools import "$ROOT/scripts/pools.json" >/dev/null
+    # DAGs paused by an earlier Airflow home stay paused unless told: unpause the sensing and ingestion ones
+    airflow dags unpause --treat-dag-id-as-regex -y '^eventindex_(ingest|stomp|tier0|campaign|conditions|pick)' \
+      >/dev/null 2>&1 || true
     pw=$(python -c "import json,sys; print(json.load(open(sys.argv[1]))['admin'])" \
          "$AIRFLOW_HOME/simple_auth_manager_passwords.json.generated" 2>/dev/null || echo "(see $LOG)")
     # where `eventindex pick` finds the API when AIRFLOW_URL is not set (the port may not be the default)

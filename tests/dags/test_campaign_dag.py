@@ -47,6 +47,6 @@ def test_an_interval_starts_ingestion_of_the_tasks_finished_in_it(dagbag, world)
     run = dagbag.dags["eventindex_campaign"].test(logical_date=hour_end.replace(tzinfo=timezone.utc))
     assert str(run.state) == "success", task_states(run)
     with create_session() as session:
-        started = {r.conf["dataset"] for r in session.query(DagRun).filter(DagRun.dag_id == "eventindex_ingest")
+        started = {r.conf["dataset"] for r in session.query(DagRun).filter(DagRun.dag_id == "eventindex_ingest_campaign")
                    if r.run_id.startswith("prodsys__")}
     assert started == expected

@@ -29,7 +29,7 @@ def _ingest_runs():
     from airflow.utils.session import create_session
 
     with create_session() as session:
-        return {r.run_id: r.conf for r in session.query(DagRun).filter(DagRun.dag_id == "eventindex_ingest")
+        return {r.run_id: r.conf for r in session.query(DagRun).filter(DagRun.dag_id == "eventindex_ingest_tier0")
                 if r.run_id.startswith("tier0__")}
 
 
