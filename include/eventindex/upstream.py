@@ -6,6 +6,7 @@ simulated world) or the real databases by URL.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from datetime import datetime, timezone
 
 import sqlalchemy as sa
@@ -74,27 +75,128 @@ def mark_done(url: str, names: list[str]) -> int:
     return n
 
 
-def finished_tasks(url: str, start: datetime, end: datetime, bite: int = 20, big_bite: int = 200,
-                   backlog_threshold: int = 1000) -> list[dict]:
-    """Production tasks that finished in [start, end), read incrementally by (last_update, task_id) in bites,
-    as the ATLAS Supervisor reads the production system: bites of ``bite`` tasks, ``big_bite`` once the backlog
-    passes ``backlog_threshold``."""
+@dataclass
+class FinishedBatch:
+    """What one read of the production system returned: the tasks, where the read stopped (``cursor``:
+    ``(last_update, task_id)`` of the last task read) and whether the window holds more than was read."""
+
+    tasks: list[dict]
+    cursor: tuple[datetime, int] | None
+    more: bool
+
+
+def read_finished(url: str, start: datetime | None, end: datetime, after: tuple[datetime, int] | None = None,
+                  max_datasets: int | None = None, bite: int = 20, big_bite: int = 200,
+                  backlog_threshold: int = 1000) -> FinishedBatch:
+    """Production tasks that finished in [start, end) after the stop point ``after``, read incrementally by
+    (last_update, task_id) in bites as the ATLAS Supervisor reads the production system: bites of ``bite`` tasks,
+    ``big_bite`` once the backlog passes ``backlog_threshold``. Stops at whole tasks once ``max_datasets`` output
+    datasets are collected, with ``more`` set, so that a caller can go on from the cursor."""
     engine = sa.create_engine(url)
     t = prodsys_tasks.c
     out: list[dict] = []
+    ndatasets, more = 0, False
     with engine.connect() as conn:
-        window = (t.last_update >= start) & (t.last_update < end) & t.status.in_(["done", "finished"])
+        window = (t.last_update < end) & t.status.in_(["done", "finished"])
+        if start is not None:
+            window &= t.last_update >= start
+        if after is not None:
+            window &= sa.tuple_(t.last_update, t.task_id) > sa.tuple_(*after)
         backlog = conn.execute(sa.select(sa.func.count()).where(window)).scalar()
         size = big_bite if backlog > backlog_threshold else bite
-        after = None
-        while True:
+        cursor = after
+        while not more:
             q = sa.select(prodsys_tasks).where(window).order_by(t.last_update, t.task_id).limit(size)
-            if after is not None:
-                q = q.where(sa.tuple_(t.last_update, t.task_id) > sa.tuple_(*after))
+            if cursor is not None:
+                q = q.where(sa.tuple_(t.last_update, t.task_id) > sa.tuple_(*cursor))
             rows = conn.execute(q).all()
-            out += [{**r._mapping, "output_datasets": json.loads(r.output_datasets)} for r in rows]
+            for r in rows:
+                outputs = json.loads(r.output_datasets)
+                if max_datasets is not None and out and ndatasets + len(outputs) > max_datasets:
+                    more = True
+                    break
+                out.append({**r._mapping, "output_datasets": outputs})
+                ndatasets += len(outputs)
+                cursor = (r.last_update, r.task_id)
             if len(rows) < size:
                 break
-            after = (rows[-1].last_update, rows[-1].task_id)
     engine.dispose()
-    return out
+    return FinishedBatch(out, cursor, more)
+
+
+def finished_tasks(url: str, start: datetime, end: datetime, bite: int = 20, big_bite: int = 200,
+                   backlog_threshold: int = 1000) -> list[dict]:
+    """Every production task that finished in [start, end) (see ``read_finished``)."""
+    return read_finished(url, start, end, bite=bite, big_bite=big_bite, backlog_threshold=backlog_threshold).tasks
+
+
+coma_menus = sa.Table(
+    "coma_menus", metadata,
+    sa.Column("smk", sa.Integer, primary_key=True),
+    sa.Column("name", sa.String(128), nullable=False),
+    sa.Column("content", sa.Text, nullable=False),  # JSON of eventindex.trigger.TriggerMenu (items, chains, seeds)
+    sa.Column("created", sa.DateTime, nullable=False),
+)
+
+coma_periods = sa.Table(
+    "coma_periods", metadata,
+    sa.Column("project", sa.String(64), primary_key=True),
+    sa.Column("period", sa.String(16), primary_key=True),  # "B", "C", ... (A is commissioning)
+    sa.Column("first_run", sa.BigInteger, nullable=False),
+    sa.Column("last_run", sa.BigInteger, nullable=False),
+    sa.Column("description", sa.Text),
+)
+
+
+def write_conditions(url: str, menus=(), periods=()) -> None:
+    """Add trigger menus (``TriggerMenu``) and run periods (dicts of the ``coma_periods`` columns) to the conditions
+    source at ``url``, creating its tables if needed. A menu whose SMK is there is left alone (a menu never changes
+    once it has a key); a period already there is replaced (a period grows while it takes data)."""
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        metadata.create_all(conn, tables=[coma_menus, coma_periods])
+        known = {r[0] for r in conn.execute(sa.select(coma_menus.c.smk))}
+        rows = [{"smk": m.smk, "name": m.name, "content": json.dumps(m.to_json()),
+                 "created": datetime.now(timezone.utc).replace(tzinfo=None)} for m in menus if m.smk not in known]
+        if rows:
+            conn.execute(coma_menus.insert(), rows)
+        for p in periods:
+            key = (coma_periods.c.project == p["project"]) & (coma_periods.c.period == p["period"])
+            conn.execute(coma_periods.delete().where(key))
+            conn.execute(coma_periods.insert().values(**p))
+    engine.dispose()
+
+
+def _read(url: str, query) -> list:
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as conn:
+            if not sa.inspect(conn).has_table(query.get_final_froms()[0].name):
+                return []  # a source that has no conditions yet (an upstream DB of an older world)
+            return conn.execute(query).all()
+    finally:
+        engine.dispose()
+
+
+def menu_keys(url: str) -> list[int]:
+    """The SMKs the conditions source holds (cheap: no menu content)."""
+    return [r[0] for r in _read(url, sa.select(coma_menus.c.smk).order_by(coma_menus.c.smk))]
+
+
+def read_menus(url: str, smks=None) -> list:
+    """The trigger menus of the conditions source (only ``smks`` when given), as ``TriggerMenu``, by SMK."""
+    from .trigger import TriggerMenu
+
+    query = sa.select(coma_menus.c.content).order_by(coma_menus.c.smk)
+    if smks is not None:
+        smks = [int(s) for s in smks]
+        if not smks:
+            return []
+        query = query.where(coma_menus.c.smk.in_(smks))
+    return [TriggerMenu.from_json(json.loads(r[0])) for r in _read(url, query)]
+
+
+def read_periods(url: str) -> list[dict]:
+    """The run periods of the conditions source: project, period, first_run, last_run, description."""
+    rows = _read(url, sa.select(coma_periods).order_by(coma_periods.c.project, coma_periods.c.first_run))
+    return [dict(r._mapping) for r in rows]
