@@ -1,6 +1,9 @@
 """A real Rucio 41.5 server on 127.0.0.1 for the session (scripts/rucio/server.sh), shared by the tests that need it;
-the fixtures are imported by tests/conftest.py."""
+the fixtures are imported by tests/conftest.py. Its daemons run from the same venv and database: ``hermes`` (one
+cycle of the real rucio-hermes: the messages Rucio wrote, CLOSE, ERASE, ..., delivered to ActiveMQ over STOMP) and
+``undertaker`` (one cycle of rucio-undertaker: DIDs whose lifetime ran out are erased, which writes ERASE)."""
 
+import re
 import subprocess
 from pathlib import Path
 
@@ -25,6 +28,27 @@ class RucioServer:
 
     def stop(self) -> None:
         subprocess.run([str(REPO / "scripts/rucio/server.sh"), "stop", str(self.base)], timeout=60)
+
+    def hermes(self, stomp_port: int, destination: str) -> int:
+        """One cycle of rucio-hermes to ActiveMQ on 127.0.0.1:``stomp_port`` (``/topic/...`` or ``/queue/...``);
+        returns how many messages it delivered (and so deleted from Rucio's table)."""
+        log = self._daemon("hermes", str(stomp_port), destination)
+        found = re.search(r"Deleting (\d+) messages", log)
+        return int(found.group(1)) if found else 0
+
+    def undertaker(self) -> int:
+        """One cycle of rucio-undertaker; returns how many expired DIDs it erased."""
+        return sum(int(n) for n in re.findall(r"Delete (\d+) dids", self._daemon("undertaker")))
+
+    def _daemon(self, name: str, *args: str) -> str:
+        done = subprocess.run([str(REPO / "scripts/rucio/server.sh"), name, str(self.base), *args],
+                              capture_output=True, text=True, timeout=300)
+        log = done.stdout + done.stderr
+        bad = [line for line in log.splitlines() if re.search(r"\t(WARNING|ERROR|CRITICAL)\t", line)]
+        if done.returncode != 0 or bad or "Traceback" in log:  # e.g. "[broker] Could not deliver message ..."
+            detail = "\n".join(bad) or log
+            pytest.fail(f"rucio-{name} failed (status {done.returncode}): {detail[-2000:]}", pytrace=False)
+        return log
 
     @property
     def url(self) -> str:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import threading
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -90,6 +90,9 @@ class Settings:
     phoenix_user: str | None = None
     phoenix_password: str | None = field(default=None, repr=False)
     phoenix_ca: str | None = None
+    # Rucio's DID events (Hermes -> the virtual topic VirtualTopic.rucio.events): our own queue of that topic, which
+    # keeps what is published while no consumer runs; on the broker of stomp_url
+    rucio_events_destination: str = "/queue/Consumer.eventindex.VirtualTopic.rucio.events"
 
     @property
     def world_dir(self) -> Path:
@@ -116,6 +119,11 @@ class Settings:
     @property
     def stomp(self) -> StompTarget | None:
         return parse_stomp_url(self.stomp_url) if self.stomp_url else None
+
+    @property
+    def rucio_events(self) -> StompTarget | None:
+        target = self.stomp
+        return replace(target, destination=self.rucio_events_destination) if target else None
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> "Settings":
@@ -145,4 +153,5 @@ class Settings:
             phoenix_user=env.get("EVENTINDEX_PHOENIX_USER") or None,
             phoenix_password=env.get("EVENTINDEX_PHOENIX_PASSWORD") or None,
             phoenix_ca=env.get("EVENTINDEX_PHOENIX_CA") or None,
+            rucio_events_destination=env.get("EVENTINDEX_RUCIO_EVENTS") or cls.rucio_events_destination,
         )

@@ -4,12 +4,39 @@
 # share the project's venv), a SQLite database and gunicorn with one worker.
 # Usage: scripts/rucio/server.sh start BASE PORT   -> prints the client config path
 #        scripts/rucio/server.sh stop BASE
+#        scripts/rucio/server.sh hermes BASE STOMP_PORT DESTINATION
+#            one cycle of the real rucio-hermes daemon: the server's messages table (CLOSE, ERASE, ...) -> ActiveMQ
+#            on 127.0.0.1:STOMP_PORT, DESTINATION e.g. /topic/VirtualTopic.rucio.events
+#        scripts/rucio/server.sh undertaker BASE   -> one cycle of rucio-undertaker: expired DIDs erased (ERASE)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROOT=$(pwd)
 VENV="$ROOT/.services/rucio-venv"
-cmd=${1:?start|stop}; BASE=${2:?BASE}
+cmd=${1:?start|stop|hermes|undertaker}; BASE=${2:?BASE}
 mkdir -p "$BASE"/{etc,log,tmp}
+if [ "$cmd" = hermes ] || [ "$cmd" = undertaker ]; then
+  [ -f "$BASE/etc/rucio.cfg" ] || { echo "no Rucio server configured under $BASE (start it first)" >&2; exit 1; }
+  # the server's configuration, logging at INFO (what each cycle did: "N messages successfully submitted ...")
+  cfg="$BASE/etc/$cmd.cfg"
+  sed 's/^loglevel = .*/loglevel = INFO/' "$BASE/etc/rucio.cfg" > "$cfg.tmp" && mv "$cfg.tmp" "$cfg"
+  if [ "$cmd" = hermes ]; then
+    STOMP_PORT=${3:?STOMP_PORT}; DEST=${4:?DESTINATION}
+    # where Hermes delivers: plain STOMP on loopback (the test broker has no users, so the login is only a name;
+    # use_ssl = False makes Hermes take username/password and nonssl_port)
+    cat >> "$cfg" <<CFG
+[messaging-hermes]
+brokers = 127.0.0.1
+port = $STOMP_PORT
+nonssl_port = $STOMP_PORT
+use_ssl = False
+username = rucio-hermes
+password =
+destination = $DEST
+CFG
+    RUCIO_CONFIG=$cfg exec "$VENV/bin/python" "$VENV/bin/rucio-hermes" --run-once
+  fi
+  RUCIO_CONFIG=$cfg exec "$VENV/bin/python" "$VENV/bin/rucio-undertaker" --run-once
+fi
 if [ "$cmd" = stop ]; then
   if [ -f "$BASE/gunicorn.pid" ]; then kill "$(cat "$BASE/gunicorn.pid")" 2>/dev/null || true; fi
   for _ in $(seq 1 50); do [ -f "$BASE/gunicorn.pid" ] && kill -0 "$(cat "$BASE/gunicorn.pid")" 2>/dev/null || break; sleep 0.2; done
@@ -64,6 +91,9 @@ cfg = $BASE/etc/alembic.ini
 permission = generic
 schema = generic
 lfn2pfn_algorithm_default = hash
+[hermes]
+# the messages the server writes for Hermes (CLOSE, ERASE, ...): for ActiveMQ only, no e-mail
+services_list = activemq
 CFG
 cat > "$BASE/etc/client.cfg" <<CFG
 [client]

@@ -53,6 +53,12 @@ class Catalog(Protocol):
         """Hide the dataset from queries but keep it (and its history) in the manifest; idempotent."""
         ...
 
+    def mark_erased(self, dataset: str) -> bool:
+        """The dataset was erased in Rucio (its files are gone): hidden from queries and lookups like an obsolete one,
+        kept with its history (action ``erase``), ``show`` says status ``erased``; DatasetNotFound when absent.
+        Idempotent: False when it was already erased."""
+        ...
+
     def lookup(self, run: int, event: int, *, project: str | None = None, datatype: str | None = None,
                version: str | None = None) -> list[dict]:
         """Where one event is: one dict per record (dataset, project, datatype, version, stream, run_number,
@@ -251,18 +257,27 @@ class CatalogBase:
         return row
 
     def mark_obsolete(self, dataset: str) -> None:
+        self._retire(dataset, "obsolete", "obsolete", ("loaded",))
+
+    def mark_erased(self, dataset: str) -> bool:
+        return self._retire(dataset, "erased", "erase", ("loaded", "obsolete"))
+
+    def _retire(self, dataset: str, status: str, action: str, from_states: tuple[str, ...]) -> bool:
+        """Hide a dataset from queries (``status``), keeping it and its history; False when it already was."""
         name = parse(dataset).name
         with self.engine.begin() as conn:
             done = conn.execute(md.datasets.update().where(md.datasets.c.name == name)
-                                .where(md.datasets.c.status == "loaded")
-                                .values(status="obsolete", obsolete_at=md.now()))
+                                .where(md.datasets.c.status.in_(from_states))
+                                .values(status=status, obsolete_at=sa.func.coalesce(md.datasets.c.obsolete_at,
+                                                                                    md.now())))
             if done.rowcount == 0:
                 exists = conn.execute(sa.select(md.datasets.c.status).where(md.datasets.c.name == name)).first()
                 if exists is None:
                     raise DatasetNotFound(f"dataset {name} is not in the catalogue")
-                return
-            conn.execute(md.load_history.insert().values(dataset=name, action="obsolete", at=md.now()))
+                return False
+            conn.execute(md.load_history.insert().values(dataset=name, action=action, at=md.now()))
         self._bump_generation()
+        return True
 
     def _candidates(self, sel: Selection, rows: list[dict] | None = None) -> list[dict]:
         """The manifest rows (of ``rows``, by default all) whose datasets may hold events passing ``sel``."""

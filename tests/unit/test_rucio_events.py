@@ -1,0 +1,141 @@
+"""Rucio's Hermes messages (CLOSE, ERASE) as the catalogue reads them: what is poison, what is ignored, and what a
+CLOSE or an ERASE changes. The bodies are shaped as rucio-hermes 41.5 sends them (hermes.deliver_to_activemq); the
+real daemon is in tests/integration/test_rucio_events.py."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from eventindex import metadata as md
+from eventindex import progress
+from eventindex.catalog import make_selection
+from eventindex.catalog.embedded import EmbeddedCatalog
+from eventindex.errors import PoisonMessage
+from eventindex.rucio_events import handle_rucio_event, parse_rucio_event
+from tests.conftest import dataset
+
+AOD = "data18_13TeV.00358031.physics_Main.merge.AOD.f961_m1831"
+
+
+def hermes_body(event_type: str, **payload) -> str:
+    return json.dumps({"event_type": event_type, "payload": payload, "created_at": "2026-11-23 18:21:53.377718"})
+
+
+def close_body(name: str = AOD, scope: str = "data18_13TeV", **counts) -> str:
+    return hermes_body("close", scope=scope, name=name, **({"bytes": 123456, "length": 3, "events": 4500} | counts))
+
+
+def erase_body(name: str = AOD, scope: str = "data18_13TeV") -> str:
+    return hermes_body("erase", scope=scope, name=name, account="root")
+
+
+@pytest.mark.parametrize("body, why", [
+    ("", "not JSON"),
+    ("{'event_type': 'close'}", "not JSON"),
+    ("[1, 2]", "event_type"),
+    (json.dumps({"payload": {"scope": "data18_13TeV", "name": AOD}}), "event_type"),
+    (json.dumps({"event_type": "close"}), "payload"),
+    (json.dumps({"event_type": "close", "payload": "data18_13TeV:" + AOD}), "payload"),
+    (hermes_body("close", scope="data18_13TeV", length=3), "without a scope and a name"),
+    (hermes_body("erase", name=AOD, account="root"), "without a scope and a name"),
+    (hermes_body("ERASE", scope="", name=AOD), "without a scope and a name"),
+    (close_body(length="three"), "length 'three' is not a count"),
+    (close_body(events=-1), "events -1 is not a count"),
+    (close_body(length=True), "length True is not a count"),
+])
+def test_a_body_that_is_not_a_usable_rucio_event_is_poison(body, why):
+    with pytest.raises(PoisonMessage, match=why):
+        parse_rucio_event(body)
+
+
+@pytest.mark.parametrize("body", [
+    hermes_body("create_dts", scope="data18_13TeV", name=AOD, account="root", expired_at=None),
+    hermes_body("register_cnt", scope="data18_13TeV", name=AOD, account="root"),
+    hermes_body("transfer-done", scope="data18_13TeV", name="AOD.12345._000001.pool.root.1"),
+    hermes_body("open", scope="data18_13TeV", name=AOD),
+])
+def test_other_event_types_are_ignored_not_poison(body):
+    assert parse_rucio_event(body) is None
+
+
+@pytest.mark.parametrize("scope, name", [
+    ("data18_13TeV", "AOD.12345678._000001.pool.root.1"),  # Rucio erases the files of a dataset too
+    ("user.jdoe", "user.jdoe.test_ntuple.v1"),
+    ("data18_13TeV", AOD + "_sub0123456789"),  # a transfer helper dataset
+])
+def test_close_and_erase_of_what_is_not_an_atlas_dataset_are_ignored(scope, name):
+    assert parse_rucio_event(close_body(name, scope)) is None
+    assert parse_rucio_event(erase_body(name, scope)) is None
+
+
+def test_a_close_carries_what_rucio_counted():
+    event = parse_rucio_event(close_body(events=None))
+    assert event == {"event_type": "close", "scope": "data18_13TeV", "name": AOD, "dataset": AOD,
+                     "created_at": "2026-11-23 18:21:53.377718", "files": 3, "events": None, "bytes": 123456}
+
+
+def test_an_erase_names_the_dataset_and_the_account():
+    event = parse_rucio_event(hermes_body("ERASE", scope="data18_13TeV", name=AOD, account="root"))
+    assert (event["event_type"], event["dataset"], event["account"]) == ("erase", AOD, "root")
+
+
+@pytest.fixture
+def catalog(tmp_path):
+    return EmbeddedCatalog(tmp_path / "cat", f"sqlite:///{tmp_path / 'm.sqlite'}")
+
+
+def test_a_close_is_recorded_in_the_progress_of_the_dataset_idempotently(catalog):
+    assert progress.get(catalog.engine, AOD) is None
+    for _ in range(2):  # delivered twice
+        done = handle_rucio_event(catalog.engine, catalog, parse_rucio_event(close_body()))
+    assert done["action"] == "closed"
+    row = progress.get(catalog.engine, AOD)
+    assert (row["closed_files"], row["closed_events"]) == (3, 4500) and row["closed_at"] is not None
+
+
+def test_an_erase_of_a_dataset_not_in_the_catalogue_changes_nothing_and_says_so(catalog):
+    done = handle_rucio_event(catalog.engine, catalog, parse_rucio_event(erase_body()))
+    assert done["action"] == "ignored" and "not in the catalogue" in done["note"]
+    assert catalog.datasets(include_obsolete=True) == []
+    with catalog.engine.connect() as conn:
+        assert conn.execute(md.load_history.select()).all() == []
+
+
+def test_an_ignored_event_changes_nothing(catalog):
+    assert handle_rucio_event(catalog.engine, catalog, None)["action"] == "ignored"
+
+
+def test_an_erased_dataset_leaves_queries_and_lookups_but_not_the_history(catalog, staged_world):
+    world, _, staging = staged_world
+    aod, raw = dataset(world, "AOD", tag="f961_m1831"), dataset(world, "RAW")
+    for d in (aod, raw):
+        catalog.load(d["name"], sorted(str(p) for p in (staging / d["name"]).glob("*.parquet")))
+    sample = next(catalog.select(make_selection(dataset=aod["name"]), ["run_number", "event_number"])).to_pylist()[0]
+    run, event = sample["run_number"], sample["event_number"]
+    assert any(m["dataset"] == aod["name"] for m in catalog.lookup(run, event))
+
+    for _ in range(2):  # a redelivered ERASE changes nothing more
+        done = handle_rucio_event(catalog.engine, catalog, parse_rucio_event(erase_body(aod["name"])))
+    assert done["action"] == "erased" and "already" in done["note"]
+
+    assert [d["name"] for d in catalog.datasets()] == [raw["name"]]
+    assert all(m["dataset"] != aod["name"] for m in catalog.lookup(run, event))
+    assert aod["name"] not in catalog.lookup_many([(run, event)]).column("dataset").to_pylist()
+    shown = catalog.show(aod["name"])
+    assert shown["status"] == "erased" and shown["obsolete_at"] is not None
+    assert [h["action"] for h in shown["history"]] == ["load", "erase"]
+    assert catalog.show(raw["name"])["status"] == "loaded"
+
+
+def test_an_obsolete_dataset_can_still_be_erased_but_not_made_obsolete_again(catalog, staged_world):
+    world, _, staging = staged_world
+    aod = dataset(world, "AOD", tag="f961_m1831")
+    catalog.load(aod["name"], sorted(str(p) for p in (staging / aod["name"]).glob("*.parquet")))
+    catalog.mark_obsolete(aod["name"])
+    assert catalog.mark_erased(aod["name"]) is True
+    catalog.mark_obsolete(aod["name"])
+    shown = catalog.show(aod["name"])
+    assert shown["status"] == "erased"
+    assert [h["action"] for h in shown["history"]] == ["load", "obsolete", "erase"]
