@@ -1,7 +1,7 @@
 """`make demo`: the main job end to end on the embedded defaults, with Airflow itself running the DAGs
 (``dag.test()``: no scheduler or server needed). Steps 1-2 (world, producer) and 4 (queries) are the library's
-(:mod:`eventindex.demo`); step 3 ingests every staged dataset through ``eventindex_ingest`` and step 5 picks events
-through ``eventindex_pick``.
+(:mod:`eventindex.demo`); step 3 ingests every staged dataset through ``eventindex_ingest`` and syncs the conditions
+(trigger menus, run periods) through ``eventindex_conditions``, and step 5 picks events through ``eventindex_pick``.
 
     python -m eventindex_airflow.demo [--fresh] [--seed S --runs N --events-per-run M --lumi-blocks L --mc-events K]
 """
@@ -60,6 +60,20 @@ def ingest(console, dag, settings) -> bool:
     return ok == len(staged)
 
 
+def conditions(console, dag, settings) -> bool:
+    """Trigger menus and run periods through ``eventindex_conditions``, before any data is queried by trigger."""
+    from eventindex.demo import conditions_held
+
+    console.print("   conditions: trigger menus and run periods through the eventindex_conditions DAG")
+    started = time.perf_counter()
+    run = dag.test()
+    if str(run.state) != "success":
+        console.print(f"   eventindex_conditions {run.run_id}: {run.state}", highlight=False)
+        return False
+    console.print(conditions_held(settings, time.perf_counter() - started), highlight=False)
+    return True
+
+
 def pick(console, dag, settings, request) -> bool:
     """Step 5: the request as one eventindex_pick run; its summary (or the earlier one, for a rerun)."""
     from eventindex.metadata import make_engine
@@ -108,6 +122,9 @@ def main(argv: list[str] | None = None) -> int:
         if not ingest(console, dags["eventindex_ingest"], settings):
             console.print("[red]some ingestion runs failed[/red]; the Airflow logs are in "
                           f"{os.environ['AIRFLOW_HOME']}")
+            return 1
+        if not conditions(console, dags["eventindex_conditions"], settings):
+            console.print(f"[red]the conditions run failed[/red]; the Airflow logs are in {os.environ['AIRFLOW_HOME']}")
             return 1
         wanted = demo.queries(console, settings, world)
         if not pick(console, dags["eventindex_pick"], settings, wanted.request()):

@@ -8,7 +8,7 @@ when the connection is not defined, so a fresh clone runs with no configuration)
 | eventindex_catalog | CatalogHook | event store: ``extra.backend`` embedded or phoenix (host = query server URL) | embedded |
 | eventindex_rucio | RucioHook | Rucio: host = server URL, login/password, ``extra.auth_host/account/auth_type/config``; or conn type ``local`` | the local catalogue |
 | eventindex_stomp | StompHook | ActiveMQ STOMP: host, port, login, password, ``extra.queue`` | $EVENTINDEX_STOMP_URL, else none |
-| eventindex_tier0, eventindex_prodsys | UpstreamHook | an upstream database: SQLAlchemy URL in ``extra.url`` | the simulated world's upstream.sqlite |
+| eventindex_tier0, eventindex_prodsys, eventindex_conditions | UpstreamHook | an upstream database (Tier-0, production system, conditions DB): SQLAlchemy URL in ``extra.url`` | the simulated world's upstream.sqlite |
 | eventindex_panda | PandaHook | PanDA: ``extra.url`` (as PANDA_URL), ``extra.site``, ``extra.auth`` (oidc), ``extra.vo``, ``extra.token_file``, ``extra.poll_seconds`` | $EVENTINDEX_PANDA_URL / $PANDA_URL |
 """
 
@@ -125,7 +125,7 @@ class StompHook(EventIndexHook):
 
 
 class UpstreamHook(EventIndexHook):
-    """An upstream database (the Tier-0 table, the production system's tasks)."""
+    """An upstream database (the Tier-0 table, the production system's tasks, the conditions DB)."""
 
     def __init__(self, upstream_conn_id: str, **kwargs):
         super().__init__(**kwargs)

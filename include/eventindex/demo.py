@@ -117,8 +117,8 @@ def produce_world(world: dict, world_dir: Path, staging: str, stomp_url: str | N
 
 def prepare(console: Console, settings: Settings, config: WorldConfig, fresh: bool = False) -> dict:
     """Steps 1-2: the world (reused when its config matches), registered in the local data catalogue, and produced
-    into the staging area, with the world's trigger menus saved in the catalogue for whichever loader follows."""
-    from .catalog import open_catalog
+    into the staging area. The world's conditions (trigger menus, run periods) stay in its conditions source: the
+    loader that follows syncs them (``sync_conditions`` here, the eventindex_conditions DAG on the Airflow path)."""
     from .ddm import LocalRucio, register_world
     from .sim.world import load_world
 
@@ -167,17 +167,32 @@ def prepare(console: Console, settings: Settings, config: WorldConfig, fresh: bo
                   f"{size / total:.1f} bytes/event in Parquet")
     console.print("   announced over STOMP" if settings.stomp_url else
                   "   no broker configured (EVENTINDEX_STOMP_URL): the staging area is the hand-over")
-    _save_world_menus(open_catalog(settings), world_dir)
     return world
 
 
-def _save_world_menus(catalog, world_dir: Path) -> None:
-    from .trigger import load_menus
+def conditions_held(settings: Settings, seconds: float) -> str:
+    """What the metadata DB holds of the conditions after a sync, the same line on both paths."""
+    from . import conditions
+    from .catalog import open_catalog
 
-    menus_file = world_dir / "menus.json"
-    if menus_file.exists():
-        menus, _ = load_menus(menus_file)
-        catalog.save_menus(menus.values())
+    catalog = open_catalog(settings)
+    smks = sorted(catalog.menus())
+    periods = conditions.periods(catalog)
+    named = ", ".join(f"{p['period']} ({p['first_run']}-{p['last_run']})" for p in periods[:6])
+    return (f"   {len(smks)} trigger menus (SMK {', '.join(map(str, smks)) or '-'}) and {len(periods)} run periods"
+            f"{' (' + named + ')' if named else ''} in the metadata DB, {seconds:.1f} s")
+
+
+def sync_conditions(console: Console, settings: Settings) -> None:
+    """The conditions (trigger menus, run periods) copied from the world's conditions source into the metadata DB,
+    as the eventindex_conditions DAG does: without them trigger names could not be resolved."""
+    from . import conditions
+    from .catalog import open_catalog
+
+    console.print("   conditions: trigger menus and run periods synced from the world's conditions DB")
+    started = time.perf_counter()
+    conditions.sync(conditions.world_source(settings.world_dir), open_catalog(settings))
+    console.print(conditions_held(settings, time.perf_counter() - started))
 
 
 def load_library(console: Console, settings: Settings, world: dict) -> None:
@@ -187,6 +202,7 @@ def load_library(console: Console, settings: Settings, world: dict) -> None:
 
     console.print(f"3. loading the staging area into the catalogue {settings.catalog_dir} "
                   f"(metadata: {settings.metadata_url.split('@')[-1]})")
+    sync_conditions(console, settings)
     started = time.perf_counter()
     with progress_bar(console) as bar:
         task = bar.add_task("loading datasets", total=len(world["datasets"]))

@@ -56,6 +56,15 @@ class BadSelection(BadInput):
     """A selection (or one of its values) that no catalogue can answer."""
 
 
+class MenuMissing(BadSelection):
+    """A trigger selection reads datasets whose trigger menu (SMK) the catalogue does not hold yet: counting would
+    answer 0 for want of the menu. The message names the datasets and SMKs; syncing the conditions fixes it."""
+
+
+class NoTriggerInformation(BadSelection):
+    """A trigger selection reads datasets whose events carry no trigger decisions (e.g. real xAOD files)."""
+
+
 class BadLoad(BadInput):
     """Records that cannot be loaded as the dataset named; nothing was changed."""
 

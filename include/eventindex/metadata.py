@@ -14,7 +14,7 @@ from pathlib import Path
 import sqlalchemy as sa
 from sqlalchemy.schema import CreateIndex, CreateTable
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 metadata = sa.MetaData()
 
 schema_version = sa.Table(
@@ -159,6 +159,16 @@ stop_points = sa.Table(  # added in schema version 5: where an incremental read 
     sa.Column("updated", sa.DateTime, nullable=False),
 )
 
+run_periods = sa.Table(  # added in schema version 6: the run periods of the conditions source (COMA)
+    "run_periods", metadata,
+    sa.Column("project", sa.String(64), primary_key=True),
+    sa.Column("period", sa.String(16), primary_key=True),
+    sa.Column("first_run", sa.BigInteger, nullable=False),
+    sa.Column("last_run", sa.BigInteger, nullable=False),
+    sa.Column("description", sa.Text),
+    sa.Column("updated", sa.DateTime, nullable=False),
+)
+
 _V1_TABLES = ("datasets", "files", "trigger_menus", "trigger_counts", "validation_reports", "load_history")
 
 
@@ -184,7 +194,11 @@ def _v5(conn) -> None:
     metadata.create_all(conn, tables=[dataset_progress, stop_points])
 
 
-MIGRATIONS = {1: _v1, 2: _v2, 3: _v3, 4: _v4, 5: _v5}  # version -> function(connection); append, never edit
+def _v6(conn) -> None:
+    metadata.create_all(conn, tables=[run_periods])
+
+
+MIGRATIONS = {1: _v1, 2: _v2, 3: _v3, 4: _v4, 5: _v5, 6: _v6}  # version -> function(connection); append, never edit
 
 
 def now() -> datetime:

@@ -17,13 +17,14 @@ import pyarrow.compute as pc
 import sqlalchemy as sa
 
 from .. import metadata as md
-from ..errors import BadLoad, BadSelection, DatasetNotFound, EventIndexError, UnknownTrigger
+from ..errors import BadLoad, DatasetNotFound, EventIndexError, UnknownTrigger
 from ..guid import format_guid, guid_bytes
 from ..naming import DatasetName, parse
 from ..schema import stage_key, stages_of
 from ..trigger import TriggerMenu, close_matches
 from .records import LoadResult, as_table, check_records, trigger_counts
-from .selection import Selection, check_known, contained, overlaps_ranges
+from .selection import (Selection, check_known, check_trigger_data, contained, has_trigger_information,
+                        menus_missing, overlaps_ranges)
 
 __all__ = ["Catalog", "CatalogBase", "LoadResult", "PreparedLoad", "check_records", "row_filters"]
 
@@ -104,7 +105,8 @@ class Catalog(Protocol):
         ...
 
     def show(self, name: str) -> dict:
-        """One dataset's manifest row with its ``files`` and load ``history``; DatasetNotFound when absent."""
+        """One dataset's manifest row with its ``files`` and load ``history``, whether its events carry
+        ``trigger_information`` and the SMKs whose menu is missing (``menu_missing``); DatasetNotFound when absent."""
         ...
 
     def menus(self) -> dict[int, TriggerMenu]:
@@ -184,7 +186,7 @@ class CatalogBase:
                      zip(guid_counts.field("values").to_pylist(), guid_counts.field("counts").to_pylist())]
         for f in file_rows:
             f["lfn"] = (files_meta or {}).get(f["guid"], {}).get("lfn")
-        smks = sorted(int(s) for s in pc.unique(table.column("smk")).to_pylist())
+        smks = sorted(int(s) for s in pc.unique(table.column("smk")).to_pylist() if s is not None)
         ts = table.column("timestamp")
         row = {
             "name": ds.name, "project": ds.project, "run_number": ds.run_number, "dsid": ds.dsid,
@@ -248,6 +250,8 @@ class CatalogBase:
         row = next((dict(r) for r in self._manifest if r["name"] == name), None)
         if row is None:
             raise DatasetNotFound(f"dataset {name} is not in the catalogue")
+        row["trigger_information"] = has_trigger_information(row)
+        row["menu_missing"] = menus_missing(row, self.menus()) if row["trigger_information"] else []
         with self.engine.connect() as conn:
             row["files"] = [dict(r._mapping) for r in conn.execute(
                 sa.select(md.files.c.guid, md.files.c.lfn, md.files.c.nevents)
@@ -325,16 +329,14 @@ class CatalogBase:
     def _trigger_bits(self, names: tuple[str, ...], rows: list[dict]) -> dict[str, dict[int, tuple[str, int]]]:
         """name -> {smk: (level, bit)} over the menus of ``rows``; unknown names raise with close matches."""
         menus = self.menus()
+        check_trigger_data(rows, menus)
         smks = sorted({s for r in rows for s in r["smks"]}) or sorted(menus)
         out = {}
         for name in names:
             found = {}
             for smk in smks:
-                menu = menus.get(smk)
-                if menu is None:
-                    raise BadSelection(f"no trigger menu for SMK {smk} in the catalogue (load the menus first)")
                 try:
-                    found[smk] = menu.locate(name)
+                    found[smk] = menus[smk].locate(name)
                 except UnknownTrigger:
                     pass
             if not found:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from ..errors import BadSelection, EventIndexError
+from ..errors import BadSelection, EventIndexError, MenuMissing, NoTriggerInformation
 from ..guid import normalize_guid
 from ..naming import DATATYPE_RE, PROJECT_RE, STREAM_RE, TAG_RE
 from ..trigger import close_matches
@@ -173,3 +173,37 @@ def check_pairs(pairs) -> np.ndarray:
     if len(pairs) and int(pairs[:, 0].max()) > UINT32_MAX:
         raise BadSelection(f"run {int(pairs[:, 0].max())} is out of range (0..{UINT32_MAX})")
     return pairs
+
+
+def has_trigger_information(row: dict) -> bool:
+    """Whether a dataset's events carry trigger decisions: records without them (real xAOD files) have SMK 0."""
+    return bool(row["smks"]) and 0 not in row["smks"]
+
+
+def menus_missing(row: dict, menus: dict) -> list[int]:
+    """The SMKs of a dataset whose trigger menu the catalogue does not hold (yet)."""
+    return [s for s in row["smks"] if s and s not in menus]
+
+
+def check_trigger_data(rows: list[dict], menus: dict) -> None:
+    """Refuse a trigger selection over datasets it cannot answer for: events without trigger decisions, or taken
+    with a menu not (yet) in the catalogue. Either would count 0 where the truth is unknown."""
+    blind = [r["name"] for r in rows if not has_trigger_information(r)]
+    if blind:
+        raise NoTriggerInformation(
+            f"no trigger information in {_listing(blind)}: {'its' if len(blind) == 1 else 'their'} events carry no "
+            "trigger decisions (files without trigger masks, such as real xAOD files), so a trigger selection cannot "
+            "be answered for them; select datasets that have some (by dataset, type or stream)")
+    missing = {r["name"]: smks for r in rows if (smks := menus_missing(r, menus))}
+    if missing:
+        keys = sorted({s for smks in missing.values() for s in smks})
+        named = _listing([f"{name} (SMK {', '.join(map(str, smks))})" for name, smks in missing.items()])
+        raise MenuMissing(
+            f"menu missing: no trigger menu for SMK {', '.join(map(str, keys))} in the catalogue, used by {named}; "
+            "their events cannot be selected by trigger name until the conditions are synced (the "
+            "eventindex_conditions DAG, or `eventindex load`, copies the menus from the conditions DB)")
+
+
+def _listing(items: list[str], shown: int = 5) -> str:
+    more = f" and {len(items) - shown} more" if len(items) > shown else ""
+    return ", ".join(items[:shown]) + more

@@ -171,6 +171,11 @@ def cmd_show(args) -> int:
                 "nevents", "unique_events", "duplicates", "stages", "smks", "loaded_at", "obsolete_at"):
         if row.get(key) is not None:
             out.print(f"[bold]{key:>14}[/bold]  {row[key]}")
+    if not row["trigger_information"]:
+        out.print(f"[bold]{'triggers':>14}[/bold]  none: its events carry no trigger decisions")
+    elif row["menu_missing"]:
+        out.print(f"[bold]{'menu missing':>14}[/bold]  SMK {', '.join(map(str, row['menu_missing']))}: not selectable "
+                  "by trigger name until the conditions are synced", highlight=False)
     t = table("load history", ["at", "action", "load id", "events"])
     for h in row["history"]:
         t.add_row(str(h["at"])[:19], h["action"], h["load_id"] or "", str(h["nevents"] or ""))

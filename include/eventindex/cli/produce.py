@@ -35,7 +35,8 @@ def register(sub) -> None:
                     ["eventindex load .eventindex/staging",
                      "eventindex load s3://bucket/staging/data18_13TeV.00358031.physics_Main.daq.RAW --json"])
     p.add_argument("staging", help="staging area or one dataset folder in it (folder or URI)")
-    p.add_argument("--menus", help="trigger menus JSON (default: the world's menus.json when present)")
+    p.add_argument("--menus", help="trigger menus JSON (default: the menus of the world's conditions source, when "
+                                   "there is one)")
     p.add_argument("--json", action="store_true", help="one JSON list of the loads")
     p.set_defaults(func=cmd_load)
 
@@ -84,13 +85,19 @@ def cmd_load(args) -> int:
 
 
 def _save_menus(catalog, path: str | None) -> None:
-    """The trigger menus the records' bits refer to: the file given, else the simulated world's when present."""
+    """The trigger menus the records' bits refer to: the menus file given, else whatever the simulated world's
+    conditions source holds that the catalogue lacks (menus and run periods, as the eventindex_conditions DAG
+    copies them)."""
+    from ..conditions import sync, world_source
     from ..settings import Settings
     from ..trigger import load_menus
 
-    menus_file = Path(path) if path else Settings.from_env().world_dir / "menus.json"
-    if menus_file.exists():
-        menus, _ = load_menus(menus_file)
+    if path:
+        if not Path(path).exists():
+            raise NotFound(f"menus file {path} does not exist")
+        menus, _ = load_menus(path)
         catalog.save_menus(menus.values())
-    elif path:
-        raise NotFound(f"menus file {path} does not exist")
+        return
+    world_dir = Settings.from_env().world_dir
+    if (world_dir / "upstream.sqlite").exists():
+        sync(world_source(world_dir), catalog)

@@ -4,7 +4,8 @@ Tier-0 writes RAW per stream and reconstructs it into AOD (f-tag); each AOD even
 A reprocessing campaign (r-tags) writes a second AOD version of physics_Main, same events in other files and
 another order; derivations (p-tag) write DAOD_PHYS with a subset of the events. Simulation samples carry
 mc_channel_number and weights. ``world.json`` lists every dataset and file; ``menus.json`` the trigger menus;
-``upstream.sqlite`` the Tier-0 READY flags and the production-system tasks.
+``upstream.sqlite`` the Tier-0 READY flags, the production-system tasks and the conditions source (COMA's trigger
+menus and run periods).
 """
 
 from __future__ import annotations
@@ -244,6 +245,8 @@ def simulate(out: str | Path, config: WorldConfig | None = None, progress=None) 
             f["bytes"], f["adler32"] = by_path[str(out / f["path"])]
     save_menus(out / "menus.json", [m for m, _ in menus], ps_sets)
     upstream.create(f"sqlite:///{out / 'upstream.sqlite'}", b.tier0, b.tasks)
+    upstream.write_conditions(f"sqlite:///{out / 'upstream.sqlite'}", [m for m, _ in menus],
+                              run_periods(config.project, runs_meta))
     world = {
         "format": 1, "seed": config.seed, "config": {k: v for k, v in asdict(config).items() if k != "workers"},
         "runs": runs_meta, "menus": "menus.json", "upstream": "upstream.sqlite",
@@ -255,6 +258,22 @@ def simulate(out: str | Path, config: WorldConfig | None = None, progress=None) 
     tmp.write_text(json.dumps(world, indent=1))
     tmp.replace(out / "world.json")
     return world
+
+
+def run_periods(project: str, runs: list[dict]) -> list[dict]:
+    """The runs grouped into lettered periods, as ATLAS does: a new period where the trigger menu changes (the
+    conditions do), lettered from B (period A is commissioning)."""
+    periods: list[dict] = []
+    for run in sorted(runs, key=lambda r: r["run_number"]):
+        if periods and periods[-1]["_smk"] == run["smk"]:
+            periods[-1]["last_run"] = run["run_number"]
+            continue
+        letter = chr(ord("B") + len(periods)) if len(periods) < 25 else f"Z{len(periods) - 24}"
+        periods.append({"project": project, "period": letter, "first_run": run["run_number"],
+                        "last_run": run["run_number"], "_smk": run["smk"]})
+    for p in periods:
+        p["description"] = f"{project} period {p['period']}: runs {p['first_run']}-{p['last_run']}, SMK {p.pop('_smk')}"
+    return periods
 
 
 def _task(task_id: int, name: DatasetName, when: int) -> dict:
