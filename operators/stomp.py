@@ -4,12 +4,15 @@ waits until the parts make the whole dataset. Redelivered or repeated messages c
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from airflow.sdk import BaseOperator
 
 from eventindex import announcements, progress
-from eventindex.messaging import drain_batches
+from eventindex.messaging import drain, drain_batches
+from eventindex.rucio_events import handle_rucio_event, parse_rucio_event
 
-from .hooks import MetadataHook, StompHook
+from .hooks import CatalogHook, MetadataHook, StompHook
 
 
 class StompDrainOperator(BaseOperator):
@@ -31,6 +34,40 @@ class StompDrainOperator(BaseOperator):
         for reason in counts.get("poison_reasons", []):
             self.log.error("poison message moved to %s.DLQ: %s", target.destination, reason)
         self.log.info("drained %s", counts)
+        return {k: v for k, v in counts.items() if k != "poison_reasons"}
+
+
+class RucioEventsDrainOperator(BaseOperator):
+    """Rucio's Hermes events from our queue of ``VirtualTopic.rucio.events``: CLOSE is a completeness signal for
+    the waiting ingestions (``progress``), ERASE marks the dataset erased in the catalogue."""
+
+    def __init__(self, *, max_messages: int = 5000, idle_s: float = 2.0, stomp_conn_id: str = "eventindex_stomp",
+                 metadata_conn_id: str = "eventindex_metadata", catalog_conn_id: str = "eventindex_catalog",
+                 **kwargs):
+        super().__init__(**kwargs)
+        self.max_messages, self.idle_s = max_messages, idle_s
+        self.stomp_conn_id, self.metadata_conn_id, self.catalog_conn_id = stomp_conn_id, metadata_conn_id, \
+            catalog_conn_id
+
+    def execute(self, context) -> dict:
+        hook = StompHook(self.stomp_conn_id)
+        target = hook.get_target()
+        if target is None:
+            self.log.info("no broker configured (connection %s): no Rucio events to drain", self.stomp_conn_id)
+            return {"handled": 0, "poison": 0}
+        target = replace(target, destination=hook.settings.rucio_events_destination)
+        engine = MetadataHook(self.metadata_conn_id).get_engine()
+        catalog = CatalogHook(self.catalog_conn_id).get_catalog()
+
+        def handle(body: str) -> None:
+            done = handle_rucio_event(engine, catalog, parse_rucio_event(body))
+            if done and done.get("note"):
+                self.log.info("%s", done["note"])
+
+        counts = drain(target, handle, self.max_messages, self.idle_s)
+        for reason in counts.get("poison_reasons", []):
+            self.log.error("poison message moved to %s.DLQ: %s", target.destination, reason)
+        self.log.info("Rucio events drained: %s", {k: v for k, v in counts.items() if k != "poison_reasons"})
         return {k: v for k, v in counts.items() if k != "poison_reasons"}
 
 

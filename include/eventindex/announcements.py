@@ -35,19 +35,18 @@ def parse_announcement(body: str) -> dict:
     return msg
 
 
-def record(engine: sa.Engine, msg: dict) -> bool:
-    """Store one announcement; returns True when it is new or supersedes an earlier attempt of the same job."""
-    return record_many(engine, [msg]) == 1
+def record(engine: sa.Engine, msg: dict) -> None:
+    """Store one announcement (see ``record_many``)."""
+    record_many(engine, [msg])
 
 
-def record_many(engine: sa.Engine, msgs: list[dict]) -> int:
-    """Store a batch of announcements in one transaction; returns how many were new or superseded.
+def record_many(engine: sa.Engine, msgs: list[dict]) -> None:
+    """Store a batch of announcements: one upsert statement, one transaction.
 
     A job's part is identified by (dataset, task id, job id). A later attempt (a re-run of the job) replaces the
-    earlier one and is handed over again; the same or an earlier attempt (a duplicate, a late redelivery) only
+    earlier one and is to be handed over again; the same or an earlier attempt (a duplicate, a late redelivery) only
     counts a delivery and changes nothing else.
     """
-    a = md.announcements
     latest: dict[tuple, dict] = {}
     deliveries: dict[tuple, int] = {}
     for msg in msgs:
@@ -55,29 +54,32 @@ def record_many(engine: sa.Engine, msgs: list[dict]) -> int:
         deliveries[key] = deliveries.get(key, 0) + 1
         if key not in latest or msg.get("attempt", 0) > latest[key].get("attempt", 0):
             latest[key] = msg
-    changed = 0
+    if not latest:
+        return
+    received = md.now()
+    rows = [{"dataset": k[0], "task_id": k[1], "job_id": k[2], "attempt": int(m.get("attempt", 0)),
+             "message": json.dumps(m), "received_at": received, "deliveries": deliveries[k]}
+            for k, m in latest.items()]
+    a = md.announcements
+    insert = _dialect_insert(engine)(a)
+    newer = insert.excluded.attempt > a.c.attempt
+    upsert = insert.on_conflict_do_update(
+        index_elements=[a.c.dataset, a.c.task_id, a.c.job_id],
+        set_={"deliveries": a.c.deliveries + insert.excluded.deliveries,
+              "attempt": sa.case((newer, insert.excluded.attempt), else_=a.c.attempt),
+              "message": sa.case((newer, insert.excluded.message), else_=a.c.message),
+              "received_at": sa.case((newer, insert.excluded.received_at), else_=a.c.received_at),
+              "handed_over_at": sa.case((newer, sa.null()), else_=a.c.handed_over_at)})
     with engine.begin() as conn:
-        rows = {}
-        for dataset in {k[0] for k in latest}:
-            for r in conn.execute(sa.select(a.c.task_id, a.c.job_id, a.c.attempt).where(a.c.dataset == dataset)):
-                rows[(dataset, r.task_id, r.job_id)] = r.attempt
-        inserts = []
-        for key, msg in latest.items():
-            where = (a.c.dataset == key[0]) & (a.c.task_id == key[1]) & (a.c.job_id == key[2])
-            attempt = int(msg.get("attempt", 0))
-            if key not in rows:
-                inserts.append({"dataset": key[0], "task_id": key[1], "job_id": key[2], "attempt": attempt,
-                                "message": json.dumps(msg), "received_at": md.now(), "deliveries": deliveries[key]})
-            elif attempt > rows[key]:
-                conn.execute(a.update().where(where).values(
-                    attempt=attempt, message=json.dumps(msg), received_at=md.now(), handed_over_at=None,
-                    deliveries=a.c.deliveries + deliveries[key]))
-                changed += 1
-            else:
-                conn.execute(a.update().where(where).values(deliveries=a.c.deliveries + deliveries[key]))
-        if inserts:
-            conn.execute(a.insert(), inserts)
-    return changed + len(inserts)
+        conn.execute(upsert, rows)
+
+
+def _dialect_insert(engine: sa.Engine):
+    if engine.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    return insert
 
 
 def for_dataset(engine: sa.Engine, dataset: str) -> list[dict]:

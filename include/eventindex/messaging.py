@@ -78,7 +78,8 @@ def drain_batches(target: StompTarget, record, parse, max_messages: int = 500, i
     ``record(parsed list)`` once per batch (one transaction), and only then ack the batch's messages.
 
     A message whose ``parse`` raises PoisonMessage is copied to ``dead_letter`` (default ``<destination>.DLQ``) and
-    acked. Any other error leaves the batch unacked, so the broker redelivers it. A batch is whatever has arrived
+    acked. Any other error leaves the batch unacked, so the broker redelivers it. Acks are cumulative (STOMP
+    ``ack: client``): one per batch. A batch is whatever has arrived
     (up to ``batch_size``) when the previous one is recorded: a trickle is recorded at once, a burst in bulk.
     Stops after ``idle_s`` without a new message.
     """
@@ -89,7 +90,8 @@ def drain_batches(target: StompTarget, record, parse, max_messages: int = 500, i
     counts = {"handled": 0, "poison": 0, "batches": 0}
     try:
         conn.connect(target.user, target.password, wait=True)
-        conn.subscribe(target.destination, id="eventindex-drain", ack="client-individual",
+        # cumulative acks: one ACK frame per batch acknowledges it and everything delivered before it
+        conn.subscribe(target.destination, id="eventindex-drain", ack="client",
                        headers={"activemq.prefetchSize": str(max(1, min(max_messages, 1000)))})
         done = 0
         while done < max_messages:
@@ -111,8 +113,7 @@ def drain_batches(target: StompTarget, record, parse, max_messages: int = 500, i
                     counts.setdefault("poison_reasons", []).append(str(exc))
             if parsed:
                 record(parsed)
-            for frame in frames:
-                conn.ack(frame.headers["ack"])
+            conn.ack(frames[-1].headers["ack"])
             counts["handled"] += len(parsed)
             counts["batches"] += 1
             done += len(frames)
