@@ -50,10 +50,11 @@ def ingest(console, dag, settings) -> bool:
     for i, s in enumerate(staged, start=1):
         t = time.perf_counter()
         run = dag.test(run_conf={"dataset": s.name, "staging_uri": settings.staging, "source": "manual",
-                                 "announcement": None, "obsolete_older": False})
+                                 "obsolete_older": False})
         ok += str(run.state) == "success"
-        console.print(f"   [{i}/{len(staged)}] {s.name}: {run.state} ({time.perf_counter() - t:.1f} s)",
-                      highlight=False)
+        jobs = len(s.summaries)
+        console.print(f"   [{i}/{len(staged)}] {s.name}: {run.state} ({time.perf_counter() - t:.1f} s"
+                      f"{f'; {jobs} jobs, complete, each part checked' if jobs > 1 else ''})", highlight=False)
     seconds = time.perf_counter() - started
     console.print(f"   {ok}/{len(staged)} ingestion runs succeeded in {seconds:.1f} s "
                   f"({len(staged) / seconds * 3600:,.0f} datasets/hour through fetch -> validate -> load -> publish)")

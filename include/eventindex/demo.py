@@ -93,18 +93,24 @@ def world_table(world: dict) -> Table:
     return table
 
 
-def _produce_dataset(job):
+def _produce_dataset(job) -> list:
+    """One dataset's producer jobs: one for a Tier-0 dataset; for a grid dataset of the production system one per
+    file, as the jobs of a PanDA task write it (each stages and announces its own part)."""
     from .producer import produce
 
     world_dir, dataset, staging, stomp_url = job
     files = [str(Path(world_dir) / f["path"]) for f in dataset["files"]]
     target = parse_stomp_url(stomp_url) if stomp_url else None
-    return produce(dataset["name"], files, staging, dataset["task_id"], 1, target)
+    if dataset.get("source") != "prodsys" or len(files) < 2:
+        return [produce(dataset["name"], files, staging, dataset["task_id"], 1, target)]
+    return [produce(dataset["name"], [f], staging, dataset["task_id"], i, target, njobs=len(files))
+            for i, f in enumerate(files, start=1)]
 
 
 def produce_world(world: dict, world_dir: Path, staging: str, stomp_url: str | None, workers: int = 2,
-                  progress: Callable[[int, int], None] | None = None) -> list:
-    """One producer job per dataset of the world, ``workers`` at a time (a Tier-0 farm in miniature)."""
+                  progress: Callable[[int, int], None] | None = None) -> list[list]:
+    """Every dataset of the world produced by its jobs, ``workers`` datasets at a time (a Tier-0 farm and a grid
+    site in miniature); per dataset, the list of its jobs' results."""
     results = []
     jobs = [(str(world_dir), d, staging, stomp_url) for d in world["datasets"]]
     with ProcessPoolExecutor(max_workers=workers) as pool:
@@ -113,6 +119,34 @@ def produce_world(world: dict, world_dir: Path, staging: str, stomp_url: str | N
             if progress:
                 progress(len(results), len(jobs))
     return results
+
+
+REAL_FILE = Path(__file__).resolve().parents[2] / "tests" / "data" / "atlas" / "DAOD_PHYSLITE.run2-mc16.pool.root"
+REAL_DATASET = "mc16_13TeV.410470.PhPy8EG_A14_ttbar_hdamp258p75_nonallhad.deriv.DAOD_PHYSLITE.e6337_s3126_r10201_p4172"
+
+
+def produce_real_file(settings: Settings):
+    """A real ATLAS xAOD file (Run 2 PHYSLITE, written by Athena) as a dataset of its own: registered in the local
+    data catalogue with its GUID (its name does not carry it) and indexed by the same producer."""
+    import zlib
+
+    import uproot
+
+    from .ddm import LocalRucio, split_did
+    from .producer import produce
+    from .rootfile import read_fid
+
+    if not REAL_FILE.exists():
+        return None
+    with uproot.open(REAL_FILE) as handle:
+        guid, events = read_fid(handle), handle["CollectionTree"].num_entries
+    data = REAL_FILE.read_bytes()
+    scope, name = split_did(REAL_DATASET)
+    LocalRucio(settings.local_rucio_url).register_dataset(scope, name, [{
+        "scope": scope, "name": REAL_FILE.name, "bytes": len(data), "adler32": f"{zlib.adler32(data) & 0xFFFFFFFF:08x}",
+        "meta": {"guid": guid, "events": events}, "pfn": f"file://{REAL_FILE}"}], rse="LOCAL_DISK")
+    return produce(REAL_DATASET, [str(REAL_FILE)], settings.staging, 37233417, 52,
+                   parse_stomp_url(settings.stomp_url) if settings.stomp_url else None)
 
 
 def prepare(console: Console, settings: Settings, config: WorldConfig, fresh: bool = False) -> dict:
@@ -154,17 +188,22 @@ def prepare(console: Console, settings: Settings, config: WorldConfig, fresh: bo
         results = produce_world(world, world_dir, settings.staging, settings.stomp_url,
                                 progress=lambda done, total: bar.update(task, completed=done))
     seconds = time.perf_counter() - started
+    real = produce_real_file(settings)
     table = Table(title="producer jobs")
-    for col in ("dataset", "files", "events", "unique", "Parquet"):
+    for col in ("dataset", "jobs", "files", "events", "unique", "Parquet"):
         table.add_column(col, justify="left" if col == "dataset" else "right")
-    for r in results:
-        table.add_row(r.dataset, str(len(r.files)), f"{r.nevents:,}", f"{r.unique_events:,}",
-                      f"{r.summary['bytes'] / 1e6:.2f} MB")
+    for jobs in results + ([[real]] if real else []):
+        table.add_row(jobs[0].dataset, str(len(jobs)), str(sum(len(r.files) for r in jobs)),
+                      f"{sum(r.nevents for r in jobs):,}", f"{sum(r.unique_events for r in jobs):,}",
+                      f"{sum(r.summary['bytes'] for r in jobs) / 1e6:.2f} MB")
     console.print(table)
-    total = sum(r.nevents for r in results)
-    size = sum(r.summary["bytes"] for r in results)
+    total = sum(r.nevents for jobs in results for r in jobs)
+    size = sum(r.summary["bytes"] for jobs in results for r in jobs)
     console.print(f"   {total:,} events indexed in {seconds:.1f} s ({total / seconds:,.0f} events/s on 2 workers), "
-                  f"{size / total:.1f} bytes/event in Parquet")
+                  f"{size / total:.1f} bytes/event in Parquet; grid datasets written by several jobs, one part each")
+    if real:
+        console.print(f"   and a real ATLAS file: {REAL_FILE.name} ({real.nevents} events, GUID {real.files[0]['guid']}, "
+                      "no trigger decisions in its EventInfo)", highlight=False)
     console.print("   announced over STOMP" if settings.stomp_url else
                   "   no broker configured (EVENTINDEX_STOMP_URL): the staging area is the hand-over")
     return world
@@ -245,6 +284,7 @@ def queries(console: Console, settings: Settings, world: dict) -> DemoPick:
         started = time.perf_counter()
         n = catalog.count(sel)
         console.print(f"   count {label}: {n:,} ({(time.perf_counter() - started) * 1000:.1f} ms)")
+    real_file_queries(console, catalog)
     labels, matrix = catalog.overlaps(make_selection(datatype="RAW"),
                                       streams=["physics_Main", "physics_MinBias", "express_express"])
     console.print(matrix_table("RAW events shared between streams", labels, matrix))
@@ -260,6 +300,25 @@ def queries(console: Console, settings: Settings, world: dict) -> DemoPick:
     console.print(f"5. event picking: {len(lines):,} events ({request}) from {aod['name']} -> {PICK_OUTPUT}")
     return DemoPick(events_file=request, output=PICK_OUTPUT, datatype="AOD", stream="physics_Main",
                     version=aod["amitag"], source=aod["name"])
+
+
+def real_file_queries(console: Console, catalog) -> None:
+    """Where an event of the real ATLAS file is, and what a trigger query on it says (it has no trigger masks)."""
+    from .catalog import make_selection
+    from .errors import BadSelection
+
+    if REAL_DATASET not in {d["name"] for d in catalog.datasets()}:
+        return
+    first = next(iter(catalog.select(make_selection(dataset=REAL_DATASET), ["run_number", "event_number"])))
+    run, event = first.column("run_number")[0].as_py(), first.column("event_number")[0].as_py()
+    refs = [m for m in catalog.lookup(run, event) if m["dataset"] == REAL_DATASET]
+    console.print(f"   lookup {run} {event} (the real ATLAS file): " + ", ".join(
+        f"{m['datatype']} file {m['refs'][m['datatype']]['guid']} entry {m['refs'][m['datatype']]['oid']}"
+        for m in refs), highlight=False)
+    try:
+        catalog.count(make_selection(dataset=REAL_DATASET, triggers=["HLT_e26_lhtight_ivarloose_L1EM22VHI"]))
+    except BadSelection as exc:
+        console.print(f"   count HLT_e26_lhtight_ivarloose_L1EM22VHI on it: {exc}", highlight=False)
 
 
 def matrix_table(title: str, labels, matrix) -> Table:

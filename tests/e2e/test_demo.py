@@ -9,24 +9,33 @@ import sys
 import pyarrow.parquet as pq
 import pytest
 
+from eventindex.demo import REAL_DATASET
+
 pytestmark = pytest.mark.integration
 
 
 def test_make_demo_ingests_through_the_dags_picks_and_a_rerun_changes_nothing(eventindex_home, tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
     env.update(AIRFLOW_HOME=str(tmp_path / "airflow"), EVENTINDEX_HOME=str(eventindex_home),
-               AIRFLOW__CORE__PARALLELISM="4")
+               AIRFLOW__CORE__PARALLELISM="4", COLUMNS="250")
     args = [sys.executable, "-m", "eventindex_airflow.demo", "--runs", "1", "--events-per-run", "2000",
-            "--lumi-blocks", "10", "--mc-events", "300"]
+            "--lumi-blocks", "10", "--mc-events", "4500"]
     first = subprocess.run(args, capture_output=True, text=True, env=env, timeout=900)
     assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
     world = json.loads((eventindex_home / "world" / "world.json").read_text())
     staged = sorted((eventindex_home / "staging").glob("*/*.parquet"))
-    assert len(staged) == len(world["datasets"])
-    assert sum(pq.read_metadata(p).num_rows for p in staged) == world["nevents"]
-    n = len(world["datasets"])
+    # every dataset of the world, and the real ATLAS file's; grid datasets staged by one job per file
+    assert {p.parent.name for p in staged} == {d["name"] for d in world["datasets"]} | {REAL_DATASET}
+    for d in world["datasets"]:
+        jobs = [p for p in staged if p.parent.name == d["name"]]
+        assert len(jobs) == (len(d["files"]) if d["source"] == "prodsys" else 1), d["name"]
+    assert any(d["source"] == "prodsys" and len(d["files"]) > 1 for d in world["datasets"])
+    assert sum(pq.read_metadata(p).num_rows for p in staged) == world["nevents"] + 40  # the real file: 40 events
+    n = len(world["datasets"]) + 1
     assert f"{world['nevents']:,} events indexed" in first.stdout and "simulating" in first.stdout
     assert f"{n}/{n} ingestion runs succeeded" in first.stdout
+    assert "(the real ATLAS file): DAOD_PHYSLITE file 98D9CF31-D6AF-1F47-B373-0B28FC834EB2 entry" in first.stdout
+    assert "no trigger information in" in first.stdout
     assert "found 1,000, missing 20 -> user.demo:user.demo.picked.AOD" in first.stdout  # step 5: event picking
     picked = sorted((eventindex_home / "picks").rglob("*.pool.root"))
     assert picked
