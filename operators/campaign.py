@@ -34,6 +34,8 @@ class FinishedTasksOperator(BaseOperator):
             metadata_conn_id
 
     def execute(self, context) -> list[dict]:
+        """A re-indexing read names its ingestion runs after this run and when it started, so that re-running the
+        same backfill dates to re-index again starts new ingestion runs, while a retry of this task does not."""
         conf = context["dag_run"].conf or {}
         params = context["params"]
         start = datetime.fromisoformat(conf["start"]) if conf.get("start") else \
@@ -45,7 +47,7 @@ class FinishedTasksOperator(BaseOperator):
                                MetadataHook(self.metadata_conn_id).get_engine(), start, end,
                                follow_stop_point=follow, after=conf.get("after"),
                                reindex=bool(conf.get("reindex", params.get("reindex", False))),
-                               run_key=context["run_id"])
+                               run_key=f"{context['run_id']}@{context['dag_run'].start_date}")
         self.log.info("%d tasks read (%s, until %s; from %s): %d output datasets%s", result["ntasks"],
                       "from the stop point" if follow else "window", end, conf.get("after") or start,
                       len(result["runs"]), "; more to read: a continuation run follows" if result["continuation"]
