@@ -50,3 +50,26 @@ def test_an_interval_starts_ingestion_of_the_tasks_finished_in_it(dagbag, world)
         started = {r.conf["dataset"] for r in session.query(DagRun).filter(DagRun.dag_id == "eventindex_ingest_campaign")
                    if r.run_id.startswith("prodsys__")}
     assert started == expected
+
+
+def test_reading_an_interval_again_starts_nothing_new_unless_reindex(dagbag, world):
+    from airflow.models import DagRun
+    from airflow.utils.session import create_session
+
+    def runs():
+        with create_session() as session:
+            return {r.run_id: r.conf for r in session.query(DagRun)
+                    .filter(DagRun.dag_id == "eventindex_ingest_campaign")}
+
+    _, out = world
+    first = min(datetime.fromisoformat(str(r[2])) for r in _tasks(out))
+    hour_end = (first.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)).replace(tzinfo=timezone.utc)
+    dag = dagbag.dags["eventindex_campaign"]
+    assert str(dag.test(logical_date=hour_end).state) == "success"
+    before = runs()
+    assert str(dag.test(logical_date=hour_end + timedelta(seconds=1)).state) == "success"  # the same window
+    assert runs() == before
+    assert str(dag.test(logical_date=hour_end + timedelta(seconds=2), run_conf={"reindex": True}).state) == "success"
+    new = {k: v for k, v in runs().items() if k not in before}
+    assert new and all("__reindex_" in k and v["reindex"] is True for k, v in new.items())
+    assert {v["dataset"] for v in new.values()} == {v["dataset"] for v in before.values()}
