@@ -26,6 +26,7 @@ bench: setup-test
 	$(VENV)/bin/python -m bench.producer
 	$(VENV)/bin/python -m bench.catalog --events 2000000
 	$(VENV)/bin/python -m bench.cli
+	$(VENV)/bin/python -m bench.grid
 
 lock: setup
 	$(VENV)/bin/uv pip compile requirements.txt -o requirements.lock --python-version 3.11 \
