@@ -92,10 +92,11 @@ def record_loaded(engine: sa.Engine, dataset: str, parts: list[tuple[int, int, i
     with engine.begin() as conn:
         _upsert(conn, dataset, state=LOADED, detail=f"{nevents} events from {len(parts)} job(s)",
                 loaded_parts=json.dumps(sorted(list(p) for p in parts)))
-        for task, job, attempt in parts:
-            conn.execute(a.update().where((a.c.dataset == dataset) & (a.c.task_id == task) & (a.c.job_id == job)
-                                          & (a.c.attempt <= attempt) & a.c.handed_over_at.is_(None))
-                         .values(handed_over_at=md.now()))
+        if parts:  # one statement, executed for every part
+            conn.execute(a.update().where((a.c.dataset == dataset) & (a.c.task_id == sa.bindparam("t"))
+                                          & (a.c.job_id == sa.bindparam("j")) & (a.c.attempt <= sa.bindparam("n"))
+                                          & a.c.handed_over_at.is_(None)).values(handed_over_at=md.now()),
+                         [{"t": t, "j": j, "n": n} for t, j, n in parts])
 
 
 def claim_runs(engine: sa.Engine, limit: int = 500) -> list[dict]:
