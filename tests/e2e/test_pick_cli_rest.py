@@ -4,45 +4,28 @@ follows it and prints the summary; PanDA jobs (stand-in) are waited for by the r
 and retried; bad parameters through REST are refused with the reason."""
 
 import json
-import os
 import subprocess
 import sys
 import urllib.error
 import urllib.request
-from pathlib import Path
 
 import pytest
 
-from eventindex.airflow_api import AirflowAPI
 from eventindex.catalog import open_catalog
 from eventindex.catalog.loader import load_staged
-from eventindex.ddm import LocalRucio, register_world
 from eventindex.settings import Settings
 from tests.conftest import dataset, dataset_events
-from eventindex_harness.ports import free_port
+from tests.e2e.conftest import admin_api, standalone
 
 pytestmark = pytest.mark.integration
-ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
-def airflow(tmp_path, eventindex_home, staged_world, panda_standin):
-    world, out, staging = staged_world
-    eventindex_home.mkdir(parents=True, exist_ok=True)
-    register_world(LocalRucio(Settings.from_env().local_rucio_url), world, out)
+def airflow(tmp_path, eventindex_home, world_home, panda_standin):
+    world, out, staging = world_home
     load_staged(open_catalog(Settings.from_env()), str(staging))
-    env = {**os.environ, "AIRFLOW_HOME": str(tmp_path / "airflow"), "AIRFLOW_PORT": str(free_port()),
-           "EVENTINDEX_HOME": str(eventindex_home)}
-    for key in [k for k in env if k.startswith("AIRFLOW__")]:
-        env.pop(key)
-    up = subprocess.run([str(ROOT / "scripts/airflow.sh"), "up"], env=env, capture_output=True, text=True,
-                        timeout=300)
-    try:
-        assert up.returncode == 0, up.stdout + up.stderr
-        env["AIRFLOW_URL"] = f"http://127.0.0.1:{env['AIRFLOW_PORT']}"
+    with standalone(tmp_path / "airflow", eventindex_home) as env:
         yield env, world, out, panda_standin
-    finally:
-        subprocess.run([str(ROOT / "scripts/airflow.sh"), "down"], env=env, capture_output=True, timeout=120)
 
 
 def test_pick_submitted_through_rest_reports_found_and_missing(airflow, tmp_path):
@@ -67,9 +50,7 @@ def test_pick_submitted_through_rest_reports_found_and_missing(airflow, tmp_path
 
 def test_bad_params_through_rest_are_refused_with_the_reason(airflow):
     env, _, _, _ = airflow
-    api = AirflowAPI(env["AIRFLOW_URL"], "admin", json.loads((Path(env["AIRFLOW_HOME"]) /
-                                                               "simple_auth_manager_passwords.json.generated")
-                                                              .read_text())["admin"])
+    api = admin_api(env)
     req = urllib.request.Request(f"{api.url}/api/v2/dags/eventindex_pick/dagRuns", method="POST",
                                  headers={"Content-Type": "application/json",
                                           "Authorization": f"Bearer {api._token()}"},
