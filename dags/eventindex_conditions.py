@@ -1,10 +1,11 @@
 """Hourly, and after every catalogue update: copy new trigger menus and run periods from the conditions DB (COMA)
-into the metadata DB, so that trigger names resolve for the data just loaded. Emits ``eventindex://conditions``
+into the metadata DB, so that trigger names resolve for the data just loaded; with the ``files`` parameter, also the
+menus that data files (real xAOD) carry in their own ``TriggerMenu`` metadata. Emits ``eventindex://conditions``
 when something changed."""
 
 from datetime import datetime, timedelta
 
-from airflow.sdk import DAG, Asset, AssetOrTimeSchedule, CronTriggerTimetable
+from airflow.sdk import DAG, Asset, AssetOrTimeSchedule, CronTriggerTimetable, Param
 
 from eventindex_airflow.conditions import ConditionsChangedOperator, ConditionsSyncOperator
 
@@ -19,7 +20,10 @@ with DAG(
     catchup=False,
     max_active_runs=1,
     tags=["eventindex", "conditions"],
+    params={"files": Param([], type="array", items={"type": "string"},
+                           description="data files (xAOD) whose own TriggerMenu metadata to read as well")},
+    render_template_as_native_obj=True,
 ) as dag:
-    sync = ConditionsSyncOperator(task_id="sync", retries=4, retry_delay=timedelta(seconds=30),
+    sync = ConditionsSyncOperator(task_id="sync", files="{{ params.files }}", retries=4, retry_delay=timedelta(seconds=30),
                                   retry_exponential_backoff=True, max_retry_delay=timedelta(minutes=10))
     ConditionsChangedOperator(task_id="changed", result=sync.output, outlets=[CONDITIONS_ASSET])

@@ -17,18 +17,18 @@ class ConditionsSyncOperator(BaseOperator):
     a rerun finds nothing new. A source that cannot be read now fails for a retry; a missing or malformed one fails
     without retries, except the default source of a world not simulated yet (nothing to sync: skipped)."""
 
-    template_fields = ("conditions_conn_id", "catalog_conn_id")
+    template_fields = ("conditions_conn_id", "catalog_conn_id", "files")
 
     def __init__(self, *, conditions_conn_id: str = "eventindex_conditions",
-                 catalog_conn_id: str = "eventindex_catalog", **kwargs):
+                 catalog_conn_id: str = "eventindex_catalog", files: list[str] | str = (), **kwargs):
         super().__init__(**kwargs)
-        self.conditions_conn_id, self.catalog_conn_id = conditions_conn_id, catalog_conn_id
+        self.conditions_conn_id, self.catalog_conn_id, self.files = conditions_conn_id, catalog_conn_id, files
 
     def execute(self, context) -> dict:
         source = UpstreamHook(self.conditions_conn_id)
         url = source.get_url()
         try:
-            result = conditions.sync(url, CatalogHook(self.catalog_conn_id).get_catalog())
+            result = conditions.sync(url, CatalogHook(self.catalog_conn_id).get_catalog(), files=self.files or ())
         except NotFound as exc:
             if url == conditions.world_source(source.settings.world_dir):
                 raise AirflowSkipException(f"nothing to sync: {exc}") from None

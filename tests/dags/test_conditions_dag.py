@@ -71,3 +71,21 @@ def test_without_a_world_the_default_source_has_nothing_to_sync(dagbag, eventind
     run = dagbag.dags["eventindex_conditions"].test()
     assert task_states(run)["sync"] == "skipped"
     assert not (eventindex_home / "world" / "upstream.sqlite").exists()
+
+
+def test_a_data_files_own_trigger_menu_reaches_the_metadata_db_through_the_dag(dagbag, staged_world, eventindex_home,
+                                                                               monkeypatch):
+    from pathlib import Path
+
+    import uproot
+
+    _, out, _ = staged_world
+    monkeypatch.setenv("AIRFLOW_CONN_EVENTINDEX_CONDITIONS", json.dumps(
+        {"conn_type": "generic", "extra": {"url": f"sqlite:///{out / 'upstream.sqlite'}"}}))
+    real = Path(__file__).resolve().parents[1] / "data" / "atlas" / "DAOD_PHYSLITE.run2-mc16.pool.root"
+    with uproot.open(real) as f:  # the SMK of the file's menu, read straight from its metadata tree
+        smk = int(f["MetaData"]["TriggerMenuAux./TriggerMenuAux.smk"].array(library="np")[0][0])
+    run = dagbag.dags["eventindex_conditions"].test(run_conf={"files": [str(real)]})
+    assert task_states(run)["sync"] == "success"
+    menus = open_catalog(Settings.from_env()).menus()
+    assert smk in menus and any(menus[smk].hlt_chains) and any(menus[smk].l1_items)
