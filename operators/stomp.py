@@ -81,5 +81,5 @@ class PendingAnnouncementsOperator(BaseOperator):
     def execute(self, context) -> list[dict]:
         runs = progress.claim_runs(MetadataHook(self.metadata_conn_id).get_engine(), self.limit)
         self.log.info("%d datasets with new job parts to ingest", len(runs))
-        return [{"trigger_run_id": f"stomp__{r['dataset']}__g{r['generation']}",
+        return [{"trigger_run_id": r["run_id"],
                  "conf": {"dataset": r["dataset"], "source": "stomp", "generation": r["generation"]}} for r in runs]

@@ -6,7 +6,7 @@ every file Rucio lists staged by some job, and as many jobs staged as the task h
 Until then it waits, visibly: the state says "waiting for N of M files". Past a configurable time it is stuck.
 
 A dataset's *version* is the set of job parts ``(task, job, attempt)`` it was loaded from. One ingestion run is
-started per generation (``stomp__<dataset>__g<N>``); a part that arrives after a load (a re-run of a job) starts
+started per generation (``stomp__<dataset>__g<N>__<claimed>``); a part that arrives after a load (a re-run of a job) starts
 the next generation, which reloads the dataset atomically; a load of the version already in the catalogue is
 skipped, so each complete version is loaded once.
 """
@@ -100,7 +100,7 @@ def record_loaded(engine: sa.Engine, dataset: str, parts: list[tuple[int, int, i
 
 
 def claim_runs(engine: sa.Engine, limit: int = 500) -> list[dict]:
-    """The ingestion runs the announcements call for: ``[{"dataset", "generation"}]``.
+    """The ingestion runs the announcements call for: ``[{"dataset", "generation", "run_id"}]``.
 
     A dataset with announcements not yet handed over gets a run of a new generation unless one is in flight; a run
     in flight is named again (its run id exists already, so starting it again is a no-op), which also heals a
@@ -117,15 +117,23 @@ def claim_runs(engine: sa.Engine, limit: int = 500) -> list[dict]:
             if row is not None and row.state == LOADED and not _hand_over_loaded(conn, dataset, row.loaded_parts):
                 continue  # announcements of the version in the catalogue, arriving late: nothing new
             if row is not None and row.state in IN_FLIGHT and row.generation > 0:
-                runs.append({"dataset": dataset, "generation": row.generation})
+                runs.append(_run(dataset, row.generation, row.first_seen))
                 continue
             if row is not None and row.state in (FAILED, STUCK) and latest <= row.updated:
                 continue  # nothing new since the last run gave up: an operator clears that run to retry
             generation = (row.generation if row is not None else 0) + 1
+            claimed = md.now()
             _upsert(conn, dataset, state=QUEUED, generation=generation, detail="ingestion run started",
-                    first_seen=md.now())
-            runs.append({"dataset": dataset, "generation": generation})
+                    first_seen=claimed)
+            runs.append(_run(dataset, generation, claimed))
     return runs
+
+
+def _run(dataset: str, generation: int, claimed) -> dict:
+    """A run's name holds its generation and when it was claimed: the same while the run is in flight, and never
+    one an Airflow database already holds from before a metadata DB was started afresh."""
+    return {"dataset": dataset, "generation": generation, "run_id": f"stomp__{dataset}__g{generation}__"
+                                                                     f"{claimed:%Y%m%dT%H%M%S}"}
 
 
 def _hand_over_loaded(conn, dataset: str, loaded: str | None) -> bool:

@@ -41,5 +41,6 @@ def test_ingestion_with_airflow_and_eventindex_metadata_on_postgresql(postgres, 
     with sa.create_engine(airflow_db).connect() as conn:
         states = dict(conn.execute(sa.text("select task_id, state from task_instance where dag_id = 'eventindex_ingest'"))
                       .all())
-    assert states == {"fetch": "success", "validate": "success", "load": "success", "publish": "success"}
+    assert states == {"wait_complete": "success", "fetch": "success", "validate": "success", "load": "success",
+                      "publish": "success"}
     assert open_catalog(Settings.from_env()).count(make_selection(dataset=d["name"])) == d["nevents"]

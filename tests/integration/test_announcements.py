@@ -60,13 +60,15 @@ def test_a_later_attempt_supersedes_and_an_earlier_one_arriving_late_does_not(en
 
 def test_the_runs_are_one_per_dataset_and_one_more_for_a_part_after_the_load(engine):
     announcements.record_many(engine, [_msg(1), _msg(2)])
-    assert progress.claim_runs(engine) == [{"dataset": DS, "generation": 1}]
-    assert progress.claim_runs(engine) == [{"dataset": DS, "generation": 1}]  # in flight: the same run again
+    first = progress.claim_runs(engine)
+    assert [(r["dataset"], r["generation"]) for r in first] == [(DS, 1)]
+    assert progress.claim_runs(engine) == first  # in flight: the same run again
     progress.record_loaded(engine, DS, [(7, 1, 0), (7, 2, 0)], 200)
     announcements.record_many(engine, [_msg(2)])  # a duplicate after the load
     assert progress.claim_runs(engine) == []
     announcements.record_many(engine, [_msg(2, attempt=1)])  # a re-run after the load
-    assert progress.claim_runs(engine) == [{"dataset": DS, "generation": 2}]
+    again = progress.claim_runs(engine)
+    assert [(r["dataset"], r["generation"]) for r in again] == [(DS, 2)] and again[0]["run_id"] != first[0]["run_id"]
 
 
 @pytest.mark.parametrize("body, why", [
