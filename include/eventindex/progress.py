@@ -24,6 +24,7 @@ from .ddm import files_by_guid, guid_key, split_did
 from .errors import DIDNotFound, NotFound
 
 WAITING, QUEUED, COMPLETE, LOADED, STUCK, FAILED = "waiting", "queued", "complete", "loaded", "stuck", "failed"
+CLOSED = "closed"  # Rucio closed it; nothing of it announced (yet): most of what Hermes reports is not ours
 IN_FLIGHT = (QUEUED, WAITING, COMPLETE)
 
 
@@ -72,7 +73,7 @@ def record_closed(engine: sa.Engine, dataset: str, files: int | None = None, eve
     with engine.begin() as conn:
         row = _row(conn, dataset)
         if row is None:
-            _upsert(conn, dataset, state=WAITING, detail="closed in Rucio; nothing announced yet",
+            _upsert(conn, dataset, state=CLOSED, detail="closed in Rucio; nothing announced yet",
                     closed_at=md.now(), closed_files=files, closed_events=events)
         else:
             _upsert(conn, dataset, closed_at=md.now(), closed_files=files, closed_events=events)

@@ -80,3 +80,13 @@ def test_the_runs_are_one_per_dataset_and_one_more_for_a_part_after_the_load(eng
 def test_what_cannot_be_an_announcement_is_poison(body, why):
     with pytest.raises(PoisonMessage, match=why):
         announcements.parse_announcement(body)
+
+
+def test_a_close_before_any_announcement_is_kept_apart_and_the_first_announcement_starts_a_run(engine):
+    progress.record_closed(engine, DS, files=2, events=200)
+    row = progress.get(engine, DS)
+    assert (row["state"], row["closed_files"], row["closed_events"]) == (progress.CLOSED, 2, 200)
+    assert progress.claim_runs(engine) == []  # Rucio closes many datasets that are not ours: nothing starts
+    announcements.record_many(engine, [_msg(1)])
+    assert [(r["dataset"], r["generation"]) for r in progress.claim_runs(engine)] == [(DS, 1)]
+    assert progress.get(engine, DS)["closed_at"] is not None  # the CLOSE still counts for completeness

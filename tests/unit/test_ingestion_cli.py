@@ -34,4 +34,4 @@ def test_waiting_and_stuck_datasets_are_listed_with_what_they_wait_for(small_wor
 
 def test_an_unknown_state_is_refused_naming_the_states(eventindex_home, capsys):
     assert main(["ingestion", "--state", "stuk"]) == 1
-    assert "unknown state stuk: the states are queued, waiting" in capsys.readouterr().err
+    assert "unknown state stuk: the states are closed, queued, waiting" in capsys.readouterr().err

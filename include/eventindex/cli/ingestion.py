@@ -6,7 +6,7 @@ from ..errors import BadRequest
 from .args import CommaList, add_command
 from .output import out, print_json, table
 
-STATES = ("queued", "waiting", "complete", "loaded", "stuck", "failed")
+STATES = ("closed", "queued", "waiting", "complete", "loaded", "stuck", "failed")
 
 
 def register(sub) -> None:
