@@ -24,7 +24,6 @@ import shlex
 import subprocess
 import sys
 import threading
-import time
 from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -209,12 +208,3 @@ class _Handler(BaseHTTPRequestHandler):
         except (KeyError, ValueError, TypeError) as exc:
             self._reply(False, message=f"bad request: {exc}")
 
-
-def wait_for(predicate, timeout: float = 30.0, step: float = 0.05):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(step)
-    raise TimeoutError("condition not met")

@@ -68,7 +68,7 @@ class WaitCompleteSensor(BaseSensorOperator):
             self.log.error("%s", exc)
             raise AirflowFailException(str(exc)) from None
         self.log.info("%s: %s", name, seen.detail)
-        if progress.get(hook.get_engine(), name)["state"] == progress.STUCK:
+        if seen.stuck:
             raise AirflowFailException(f"{name} is stuck: {seen.detail}")
         return seen.complete
 

@@ -24,9 +24,10 @@ import uproot
 
 from . import __version__, naming, xaod
 from .errors import ProducerError
-from .guid import guid_bytes, guid_in_name
+from .guid import guid_in_name
 from .rootfile import EVENTS_TREE, INDEX_BRANCHES, MC_BRANCHES, PROV_RE, read_fid
-from .schema import HLT_MASKS, L1_MASKS, SCHEMA_VERSION, TRIGGER_KEY, record_schema, ref_columns
+from .schema import (HLT_MASKS, L1_MASKS, SCHEMA_VERSION, TRIGGER_KEY, identity_columns, record_schema,
+                     ref_columns)
 from .staging import atomic_output, open_staging, uri_of
 from .trigger import masks_to_arrow
 
@@ -164,20 +165,9 @@ def _records(arrays: dict, prov: list[str], fid: str, dataset: naming.DatasetNam
         name: pa.array(arrays[name]) for name in
         ("run_number", "event_number", "lumi_block", "bcid", "timestamp", "timestamp_ns", "smk", "l1psk", "hltpsk")
     }
-    cols["stream"] = pa.DictionaryArray.from_arrays(
-        pa.array(np.zeros(n, np.int8) if dataset.stream else np.full(n, None), type=pa.int8()),
-        pa.array([dataset.stream or ""]))
     for m in (*L1_MASKS, *HLT_MASKS):
         cols[m] = masks_to_arrow(np.ascontiguousarray(arrays[m]).view(np.uint8))
-    if dataset.is_mc:
-        cols["mc_channel_number"] = pa.array(arrays["mc_channel_number"])
-        cols["mc_event_weight"] = pa.array(arrays["mc_event_weight"])
-    else:
-        cols["mc_channel_number"] = pa.nulls(n, pa.uint32())
-        cols["mc_event_weight"] = pa.nulls(n, pa.float32())
-    own_guid, own_oid = ref_columns(dataset.datatype)
-    cols[own_guid] = masks_to_arrow(np.broadcast_to(np.frombuffer(guid_bytes(fid), np.uint8), (n, 16)))
-    cols[own_oid] = pa.array(np.arange(n, dtype=np.uint64))
+    cols.update(identity_columns(dataset, fid, n, arrays.get("mc_channel_number"), arrays.get("mc_event_weight")))
     for stage in prov:
         g, o = ref_columns(stage)
         cols[g] = masks_to_arrow(arrays[f"prov_{stage}_guid"])

@@ -157,6 +157,7 @@ class Completeness:
     staged_files: int
     expected_files: int | None
     detail: str
+    stuck: bool = False
 
 
 def check(engine: sa.Engine, ddm, dataset: str, summaries: list[dict], announced: list[dict],
@@ -205,7 +206,7 @@ def check(engine: sa.Engine, ddm, dataset: str, summaries: list[dict], announced
         state, detail = STUCK, f"stuck for {_since(first_seen)}: {detail}"
     with engine.begin() as conn:
         _upsert(conn, dataset, state=state, detail=detail, files_expected=expected, files_staged=len(staged))
-    return Completeness(dataset, False, len(staged), expected, detail)
+    return Completeness(dataset, False, len(staged), expected, detail, stuck=state == STUCK)
 
 
 def _since(t) -> str:

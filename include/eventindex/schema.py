@@ -52,6 +52,30 @@ def ref_columns(stage: str) -> tuple[str, str]:
     return f"{stage}_guid", f"{stage}_oid"
 
 
+def identity_columns(dataset, fid: str, n: int, mc_channel=None, mc_weight=None) -> dict[str, pa.Array]:
+    """The columns every reader of data files fills alike for ``n`` events of one file of ``dataset`` (a
+    ``naming.DatasetName``): the dataset's stream, the MC fields (null for real data) and the record's own
+    reference, ``(fid, entry number)``."""
+    import numpy as np
+
+    from .guid import guid_bytes
+
+    cols: dict[str, pa.Array] = {"stream": pa.DictionaryArray.from_arrays(
+        pa.array(np.zeros(n, np.int8) if dataset.stream else np.full(n, None), type=pa.int8()),
+        pa.array([dataset.stream or ""]))}
+    if dataset.is_mc:
+        cols["mc_channel_number"] = pa.array(mc_channel)
+        cols["mc_event_weight"] = pa.nulls(n, pa.float32()) if mc_weight is None else pa.array(mc_weight)
+    else:
+        cols["mc_channel_number"] = pa.nulls(n, pa.uint32())
+        cols["mc_event_weight"] = pa.nulls(n, pa.float32())
+    own_guid, own_oid = ref_columns(dataset.datatype)
+    cols[own_guid] = pa.FixedSizeBinaryArray.from_buffers(pa.binary(16), n,
+                                                          [None, pa.py_buffer(guid_bytes(fid) * n)])
+    cols[own_oid] = pa.array(np.arange(n, dtype=np.uint64))
+    return cols
+
+
 def record_schema(stages: list[str] | tuple[str, ...], metadata: dict[str, str] | None = None,
                   trigger: bool = True) -> pa.Schema:
     """The schema of index records that carry references to ``stages`` (the own stage and its upstream ones).

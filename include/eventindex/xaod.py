@@ -22,10 +22,8 @@ import pyarrow.compute as pc
 import uproot
 
 from .errors import ProducerError
-from .guid import guid_bytes
 from .naming import DatasetName
-from .schema import HLT_MASKS, L1_MASKS, record_schema, ref_columns
-from .trigger import masks_to_arrow
+from .schema import HLT_MASKS, L1_MASKS, identity_columns, record_schema
 
 XAOD_TREE = "CollectionTree"
 XAOD_RNTUPLE = "EventData"
@@ -151,23 +149,11 @@ def to_records(events: XAODEvents, fid: str, dataset: DatasetName) -> pa.Table:
     n = len(events)
     schema = record_schema([dataset.datatype], trigger=False)
     cols: dict[str, pa.Array] = {name: pa.array(events.columns[name]) for name in (*REQUIRED, *OPTIONAL)}
-    cols["stream"] = pa.DictionaryArray.from_arrays(
-        pa.array(np.zeros(n, np.int8) if dataset.stream else np.full(n, None), type=pa.int8()),
-        pa.array([dataset.stream or ""]))
+    cols.update(identity_columns(dataset, fid, n, events.columns.get("mc_channel_number"), events.mc_event_weight))
     for key in ("smk", "l1psk", "hltpsk"):
         cols[key] = pa.array(np.zeros(n, np.uint32))
     for m in (*L1_MASKS, *HLT_MASKS):
         cols[m] = null_masks(n, schema.field(m).type.byte_width)
-    if dataset.is_mc:
-        cols["mc_channel_number"] = pa.array(events.columns["mc_channel_number"])
-        cols["mc_event_weight"] = events.mc_event_weight if events.mc_event_weight is not None \
-            else pa.nulls(n, pa.float32())
-    else:
-        cols["mc_channel_number"] = pa.nulls(n, pa.uint32())
-        cols["mc_event_weight"] = pa.nulls(n, pa.float32())
-    own_guid, own_oid = ref_columns(dataset.datatype)
-    cols[own_guid] = masks_to_arrow(np.broadcast_to(np.frombuffer(guid_bytes(fid), np.uint8), (n, 16)))
-    cols[own_oid] = pa.array(np.arange(n, dtype=np.uint64))
     return pa.Table.from_arrays([cols[f.name] for f in schema], schema=schema)
 
 

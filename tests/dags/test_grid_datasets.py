@@ -4,7 +4,6 @@ the load reloads it once; a dataset that never completes is reported stuck."""
 
 import json
 import threading
-import time
 
 import pytest
 import stomp
@@ -15,6 +14,7 @@ from eventindex.ddm import LocalRucio, register_world
 from eventindex.metadata import make_engine
 from eventindex.producer import announcement, produce
 from eventindex.settings import Settings
+from eventindex_harness.polling import wait_for
 from tests.dags.conftest import task_states
 
 pytestmark = pytest.mark.integration
@@ -76,15 +76,10 @@ def test_a_dataset_of_three_jobs_waits_for_the_last_part_and_is_loaded_once(dagb
     seen = {}
 
     def last_job_arrives():  # while the run waits: job 2 runs twice, its announcements arrive out of order
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            row = progress.get(engine, d["name"])
-            if row and row["state"] == progress.WAITING:
-                seen.update(row)
-                first = job(2)
-                send(job(2, attempt=1), first)
-                return
-            time.sleep(0.2)
+        seen.update(wait_for(lambda: (row := progress.get(engine, d["name"])) and row["state"] == progress.WAITING
+                             and row, 120, step=0.2, what="the ingestion run waits for its last part"))
+        first = job(2)
+        send(job(2, attempt=1), first)
 
     arrival = threading.Thread(target=last_job_arrives)
     arrival.start()

@@ -3,13 +3,13 @@ production-campaign ingestion runs queues behind ``eventindex_ingest_campaign`` 
 while a Tier-0 dataset triggered after it is ingested at once, in its own pool, before the backlog is through."""
 
 import json
-import time
 from datetime import datetime
 
 import pytest
 
 from eventindex.catalog import make_selection, open_catalog
 from eventindex.settings import Settings
+from eventindex_harness.polling import wait_for
 from tests.conftest import dataset
 from tests.e2e.conftest import ROOT, admin_api, standalone
 
@@ -48,16 +48,6 @@ def _all(api, path: str, key: str) -> list[dict]:
             return entries
 
 
-def _wait(what: str, probe, timeout_s: float, poll_s: float = 1.0):
-    deadline = time.time() + timeout_s
-    while time.time() < deadline:
-        found = probe()
-        if found:
-            return found
-        time.sleep(poll_s)
-    raise AssertionError(f"{what}: not within {timeout_s:.0f} s")
-
-
 @pytest.fixture
 def airflow(tmp_path, eventindex_home, world_home):
     # a snappier scheduler loop than the default (the test waits on it, the machine has 2 cores)
@@ -69,7 +59,7 @@ def airflow(tmp_path, eventindex_home, world_home):
             ids = {d["dag_id"] for d in _all(api, "/api/v2/dags?dag_id_pattern=eventindex", "dags")}
             return ids >= {TIER0, GRID, CAMPAIGN, *SENSING} and ids
 
-        _wait("the DAG processor parses the project's DAGs", parsed, 300)
+        wait_for(parsed, 300, step=1.0, what="the DAG processor parses the project's DAGs")
         for dag_id in SENSING:
             api._call("PATCH", f"/api/v2/dags/{dag_id}", {"is_paused": True})
         yield api, world_home
@@ -113,7 +103,7 @@ def test_a_tier0_dataset_is_ingested_at_once_while_a_campaign_backlog_waits(airf
             seen_started.update({k: r["state"] for k, r in campaign_runs().items()})
         return run if run["state"] in ("success", "failed") else None
 
-    tier0 = _wait("the Tier-0 run finishes", tier0_done, 600)
+    tier0 = wait_for(tier0_done, 600, step=1.0, what="the Tier-0 run finishes")
     tier0_tis = _all(api, f"/api/v2/dags/{TIER0}/dagRuns/tier0__after_backlog/taskInstances", "task_instances")
     assert tier0["state"] == "success", {t["task_id"]: t["state"] for t in tier0_tis}
     assert {t["task_id"]: t["state"] for t in tier0_tis} == dict.fromkeys(
@@ -122,8 +112,8 @@ def test_a_tier0_dataset_is_ingested_at_once_while_a_campaign_backlog_waits(airf
     assert {(t["pool"], t["priority_weight"]) for t in tier0_tis} == {("eventindex_tier0", 100)}
 
     # let the backlog move on past its first two runs, so that the cap on runs at a time is put to work
-    _wait("three campaign runs finish", lambda: sum(
-        r["state"] in ("success", "failed") for r in campaign_runs().values()) >= 3, 600)
+    wait_for(lambda: sum(r["state"] in ("success", "failed") for r in campaign_runs().values()) >= 3, 600,
+             step=1.0, what="three campaign runs finish")
     runs = campaign_runs()
     assert set(runs) == set(backlog)
     assert not [k for k, r in runs.items() if r["state"] == "failed"], "a campaign run failed"

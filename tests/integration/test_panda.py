@@ -11,7 +11,7 @@ from eventindex import panda, picking
 from eventindex.errors import ConfigurationError
 from eventindex.settings import Settings
 from tests.conftest import dataset, dataset_events, event_payloads
-from eventindex_harness.panda_standin import wait_for
+from eventindex_harness.polling import wait_for
 from eventindex_harness.ports import free_port
 
 
