@@ -2,7 +2,8 @@
 
 The request's parameters arrive as the ``request`` argument (templated from the run's params for the first task, the
 checked request's options from its XCom for the others); bulky intermediate results are objects in the work area
-under the run's id, passed on as URIs through XCom, so any task may run on any worker.
+under the run's id, passed on as URIs through XCom, so any task may run on any worker. The picked files go to the
+output RSE's storage (``EVENTINDEX_PICKS``, an object store in production), never to a worker's own disk.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from airflow.sdk.exceptions import AirflowException, AirflowFailException, Airfl
 
 from eventindex.errors import BadInput, ConfigurationError, NotFound, PandaError, ValidationFailed
 from eventindex.picking import PARAMETERS, PickRequest, PickRunner, record
+from eventindex.picking.outputs import without_credentials
 
 from .hooks import CatalogHook, MetadataHook, PandaHook, RucioHook
 from .triggers import PandaJobTrigger
@@ -66,7 +68,8 @@ class PickOperator(BaseOperator):
                           if catalog else None,
                           RucioHook(self.rucio_conn_id, metadata_conn_id=self.metadata_conn_id).get_client()
                           if ddm else None,
-                          meta.get_engine(), settings.work_area, settings.picks_dir, context["run_id"])
+                          meta.get_engine(), settings.work_area, settings.picks_area, context["run_id"],
+                          settings.picks_rse)
 
     def checked_request(self) -> PickRequest:
         return PickRequest.of(self.request)
@@ -159,7 +162,9 @@ class PickExtractOperator(PickOperator):
     def execute(self, context):
         req, runner = self.checked_request(), self.runner(context)
         if req.backend == "local":
-            return runner.extract(self.job_uri)
+            output = runner.extract(self.job_uri)
+            self.log.info("%d events -> %s", output["nevents"], without_credentials(output["uri"]))
+            return output
         jobs = PandaHook(self.panda_conn_id).get_jobs()
         spec = runner.panda_job(jobs.cfg, req, self.job_uri, context["ti"].try_number)
         [self.panda_id] = jobs.submit([spec])  # PandaError: the task fails and is retried
@@ -173,7 +178,8 @@ class PickExtractOperator(PickOperator):
         panda_id = event["panda_id"]
         if event["state"] == "finished":
             output = self.runner(context).panda_output(event)
-            self.log.info("PanDA job %d finished: %s, %d events", panda_id, output["lfn"], output["nevents"])
+            self.log.info("PanDA job %d finished: %d events -> %s", panda_id, output["nevents"],
+                          without_credentials(output["uri"]))
             return output
         if event["state"] == "timeout":
             self._kill(panda_id)
@@ -207,8 +213,8 @@ class PickFinishOperator(PickOperator):
             summary = runner.finish(self.checked_request(), self.plan_uri, as_list(self.outputs))
         except ValidationFailed as exc:
             raise AirflowFailException(str(exc)) from None
-        self.log.info("found %d, missing %d, output %s", summary["found"], summary["missing"],
-                      summary["output_dataset"])
+        self.log.info("found %d, missing %d, output %s in %s (RSE %s)", summary["found"], summary["missing"],
+                      summary["output_dataset"], summary["output_uri"], summary["output_rse"])
         for m in summary["missing_events"][:20]:
             self.log.info("missing: run %s event %s (%s)", m["run"], m["event"], m["reason"])
         context["ti"].xcom_push(key="summary", value=summary)

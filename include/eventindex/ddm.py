@@ -2,8 +2,8 @@
 
 ``LocalRucio`` is the embedded default (a SQLite catalogue under ``$EVENTINDEX_HOME``) with the same methods and
 return shapes as the calls the pipeline makes on the real ``rucio-clients`` (``RealRucio``): file lists with GUID
-and event counts, dataset metadata (open/closed), datasets by GUID, replicas with file:// PFNs. The pipeline
-therefore runs the same code against both.
+and event counts, dataset metadata (open/closed), datasets by GUID, replicas with file:// PFNs (object-store URIs
+for picking's outputs). The pipeline therefore runs the same code against both.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 from typing import Iterable, Iterator, Protocol
+from urllib.parse import urlsplit
 
 import sqlalchemy as sa
 
@@ -199,19 +200,30 @@ class RealRucio:
     def add_replicas(self, rse: str, files: list[dict]) -> None:
         self._call(self.client.add_replicas, rse, files)
 
-    def ensure_rse(self, rse: str, scopes: Iterable[str]) -> None:
-        """A non-deterministic file:// RSE (the PFNs are the world's paths) and the scopes, created if missing."""
+    def ensure_rse(self, rse: str, scopes: Iterable[str], pfns: Iterable[str] = ()) -> None:
+        """A non-deterministic file:// RSE (the PFNs are the world's paths) and the scopes, created if missing.
+
+        Rucio keeps a non-deterministic replica's path only, checked against a protocol of the PFN's scheme and host:
+        object-store PFNs (``s3://bucket/key?endpoint_override=...``, picking's outputs) add a protocol for their
+        bucket. Rucio keeps bucket and key, not the query (the endpoint): it lists such a replica as s3://bucket/key."""
         from rucio.common import exception as rex
 
+        domains = {"lan": {"read": 1, "write": 1, "delete": 1}, "wan": {"read": 1, "write": 1, "delete": 1}}
         try:
             self.client.add_rse(rse, deterministic=False)
             self.client.add_rse_attribute(rse, "type", "TEST")
             self.client.add_protocol(rse, {"scheme": "file", "hostname": "", "port": 0, "prefix": "/",
-                                           "impl": "rucio.rse.protocols.posix.Default",
-                                           "domains": {"lan": {"read": 1, "write": 1, "delete": 1},
-                                                       "wan": {"read": 1, "write": 1, "delete": 1}}})
+                                           "impl": "rucio.rse.protocols.posix.Default", "domains": domains})
         except rex.Duplicate:
             pass
+        for scheme, host in sorted({(u.scheme, u.hostname or "") for u in map(urlsplit, pfns)} - {("file", "")}):
+            try:
+                self._call(self.client.add_protocol, rse, {"scheme": scheme, "hostname": host, "port": 0,
+                                                           "prefix": "/", "impl": "rucio.rse.protocols.gfal.NoRename",
+                                                           "domains": domains})
+            except DDMError as exc:
+                if not isinstance(exc.__cause__, rex.Duplicate):
+                    raise
         account = self.client.whoami()["account"]
         for scope in scopes:
             try:

@@ -1,10 +1,12 @@
 """The PanDA backend of event picking: extraction jobs submitted with panda-client and followed until they end.
 
 One PanDA job per group of input files. Its transformation is this package's ``eventindex`` command, installed where
-the jobs run; its parameters (``eventindex extract-job ...``) name the input files (replica URL, GUID, entries) and the
-output file. The job writes ``jobReport.json`` in its working folder; the pilot reports the output file's GUID and
-size back to PanDA, where ``getJobStatus`` returns them. Job states: defined, activated, starting, running,
-transferring -> finished | failed | cancelled | closed.
+the jobs run; its parameters (``eventindex extract-job ...``) name the input files (replica URL, GUID, entries), the
+output file and where it goes: ``--output-uri``, the request's folder in the output RSE's storage (an object store in
+production; the job takes its credentials from its environment, never from its parameters). The job writes the
+output to its own scratch space, copies it there whole, and writes ``jobReport.json`` in its working folder; the
+pilot reports the output file's GUID and size back to PanDA, where ``getJobStatus`` returns them. Job states: defined,
+activated, starting, running, transferring -> finished | failed | cancelled | closed.
 
 The client reads its server URLs at import; :func:`client` points an already imported client at the configured server
 too, so one process can talk to several servers (tests) or be configured after start-up (Airflow workers).
@@ -114,13 +116,16 @@ def output_lfn(output_dataset: str, job: int, attempt: int) -> str:
 
 
 def job_spec(cfg: PandaConfig, request_id: str, job: int, attempt: int, files: dict[str, dict], guids: list[str],
-             out_dir: str | Path, output_dataset: str):
-    """The JobSpec of one extraction job: input FileSpecs (GUID, LFN, dataset, scope), one output and one log file."""
+             output_uri: str, output_dataset: str):
+    """The JobSpec of one extraction job: input FileSpecs (GUID, LFN, dataset, scope), one output and one log file;
+    the output goes to ``<output_uri>/<lfn>`` (``output_uri`` sent without credentials)."""
     from pandaclient.FileSpec import FileSpec
     from pandaclient.JobSpec import JobSpec
 
+    from .picking.outputs import without_credentials
+
     lfn = output_lfn(output_dataset, job, attempt)
-    args = ["extract-job", "--out-dir", str(out_dir), "--job", str(job), "--lfn", lfn]
+    args = ["extract-job", "--output-uri", without_credentials(str(output_uri)), "--job", str(job), "--lfn", lfn]
     spec = JobSpec()
     spec.jobName = job_name(request_id, job, attempt)
     spec.transformation = "eventindex"
@@ -213,39 +218,45 @@ class PandaJobs:
             time.sleep(self.cfg.poll_seconds)
 
 
-def job_outputs(state: dict, out_dir: str | Path) -> list[dict]:
-    """The outputs of a finished job in the shape the local backend returns (lfn, guid, path, nevents)."""
+def job_outputs(state: dict, output_uri: str) -> list[dict]:
+    """The outputs of a finished job, found at ``<output_uri>/<lfn>``, in the shape the local backend returns
+    (lfn, guid, uri, nevents, bytes)."""
     import uproot
 
+    from .picking.outputs import local_copy, object_info, without_credentials
     from .rootfile import EVENTS_TREE
+    from .staging import uri_of
 
     result = []
     for o in state["outputs"]:
-        path = Path(out_dir) / o["lfn"]
-        if not path.is_file():
-            raise NotFound(f"PanDA says {o['lfn']} was produced, but {path} does not exist")
-        with uproot.open(path) as h:
-            n = h[EVENTS_TREE].num_entries
-        result.append({"lfn": o["lfn"], "guid": o["guid"], "path": str(path), "nevents": int(n)})
+        uri = uri_of(str(output_uri), o["lfn"])
+        try:
+            size = object_info(uri).size
+            with local_copy(uri) as path, uproot.open(path) as h:
+                n = h[EVENTS_TREE].num_entries
+        except NotFound:
+            raise NotFound(f"PanDA job {state.get('panda_id', '?')} says it produced {o['lfn']}, but there is no "
+                           f"such file at {without_credentials(uri)}") from None
+        result.append({"lfn": o["lfn"], "guid": o["guid"], "uri": uri, "nevents": int(n), "bytes": int(size)})
     return result
 
 
 def run_job_command(argv: list[str]) -> dict:
-    """The transformation (``eventindex extract-job``): read the entries, write the output, write jobReport.json."""
+    """The transformation (``eventindex extract-job``): read the entries, store the output at ``--output-uri``
+    (a folder or an object-store URI), write jobReport.json."""
     import argparse
 
     from .picking.extraction import extract
 
     p = argparse.ArgumentParser(prog="eventindex extract-job")
-    p.add_argument("--out-dir", required=True)
+    p.add_argument("--output-uri", required=True, help="the folder or object-store URI the output goes to")
     p.add_argument("--job", type=int, required=True)
     p.add_argument("--lfn", required=True)
     p.add_argument("--input", nargs=3, action="append", metavar=("PFN", "GUID", "ENTRIES"), required=True)
     args = p.parse_args(argv)
     files = {guid: {"pfn": pfn, "oids": parse_entries(entries)} for pfn, guid, entries in args.input}
-    result = extract(files, list(files), args.out_dir, args.job, lfn=args.lfn)
+    result = extract(files, list(files), args.output_uri, args.job, lfn=args.lfn)
     report = {"exitCode": 0, "files": {"output": [{"lfn": result["lfn"], "guid": result["guid"],
-                                                   "nentries": result["nevents"],
-                                                   "fsize": Path(result["path"]).stat().st_size}]}}
+                                                   "nentries": result["nevents"], "fsize": result["bytes"]}]}}
     Path(REPORT).write_text(json.dumps(report))
     return result

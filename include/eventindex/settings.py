@@ -67,6 +67,10 @@ class Settings:
     stomp_url: str | None
     # the work area between the tasks of a run (folder or object-store URI); default $EVENTINDEX_HOME/work
     work: str = ""
+    # event picking's outputs: the output RSE's storage (folder or object-store URI; default $EVENTINDEX_HOME/picks)
+    # and the RSE's name in Rucio, under which the output files are registered
+    picks: str = ""
+    picks_rse: str = "LOCAL_DISK"
     # PanDA (the picking backend): the server's base URL as PANDA_URL, the site, OIDC authentication
     panda_url: str | None = None
     panda_site: str = "ANALY_LOCAL"
@@ -107,9 +111,9 @@ class Settings:
         return self.work or str(self.home / "work")
 
     @property
-    def picks_dir(self) -> Path:
-        """Where the local backend of event picking writes its output files (the local RSE of the outputs)."""
-        return self.home / "picks"
+    def picks_area(self) -> str:
+        """Where event picking stores its output files (the output RSE's storage), a folder or an object-store URI."""
+        return self.picks or str(self.home / "picks")
 
     @property
     def local_rucio_url(self) -> str:
@@ -135,6 +139,8 @@ class Settings:
             metadata_url=env.get("EVENTINDEX_METADATA_URL") or f"sqlite:///{home / 'metadata.sqlite'}",
             stomp_url=env.get("EVENTINDEX_STOMP_URL") or None,
             work=env.get("EVENTINDEX_WORK") or str(home / "work"),
+            picks=env.get("EVENTINDEX_PICKS") or str(home / "picks"),
+            picks_rse=env.get("EVENTINDEX_PICKS_RSE") or "LOCAL_DISK",
             panda_url=env.get("EVENTINDEX_PANDA_URL") or env.get("PANDA_URL") or None,
             panda_site=env.get("EVENTINDEX_PANDA_SITE") or "ANALY_LOCAL",
             panda_auth=env.get("PANDA_AUTH") or None,

@@ -38,8 +38,12 @@ def _pick_rows():
 
 
 
-def test_pick_run_extracts_exactly_the_found_events_and_registers_the_output(dagbag, loaded):
+def test_pick_run_extracts_exactly_the_found_events_and_registers_the_output(dagbag, loaded, eventindex_home, tmp_path,
+                                                                            monkeypatch):
     world, out, _, _, rucio = loaded
+    rse = tmp_path / "output-rse"  # not the local home: where every worker stores and reads the outputs
+    monkeypatch.setenv("EVENTINDEX_PICKS", str(rse))
+    monkeypatch.setenv("EVENTINDEX_PICKS_RSE", "PICKS_DISK")
     aod = dataset(world, "AOD", tag="f961_m1831")
     with uproot.open(out / aod["files"][0]["path"]) as h:
         a = h["events"].arrays(["run_number", "event_number"], library="np")
@@ -53,10 +57,12 @@ def test_pick_run_extracts_exactly_the_found_events_and_registers_the_output(dag
     files = rucio.list_files("user.tester", "user.tester.pick1.AOD")
     got = []
     for f in files:
-        path = rucio.list_replicas([{"scope": "user.tester", "name": f["name"]}])[0]["rses"]["LOCAL_DISK"][0][7:]
+        path = rucio.list_replicas([{"scope": "user.tester", "name": f["name"]}])[0]["rses"]["PICKS_DISK"][0][7:]
+        assert path.startswith(str(rse) + "/")
         with uproot.open(path) as h:
             got += h["events"]["event_number"].array(library="np").tolist()
     assert sorted(got) == sorted(int(a["event_number"][i]) for i in idx)
+    assert not (eventindex_home / "picks").exists() and not list(eventindex_home.rglob("*.root"))
     with sa.create_engine(Settings.from_env().metadata_url).connect() as conn:
         row = conn.execute(sa.text("select state, found, missing, output_dataset from pick_requests")).one()
     assert tuple(row) == ("done", 100, 10, "user.tester:user.tester.pick1.AOD")

@@ -45,7 +45,7 @@ def test_jobs_reach_panda_as_built_and_extract_exactly_the_planned_events(pickin
     aod, plan = _plan(picking_world)
     assert len(plan.jobs) >= 2
     cfg = _config()
-    specs = [panda.job_spec(cfg, "req1", k, 1, plan.files, guids, tmp_path / "out", "user.tester.p.AOD")
+    specs = [panda.job_spec(cfg, "req1", k, 1, plan.files, guids, str(tmp_path / "out"), "user.tester.p.AOD")
              for k, guids in enumerate(plan.jobs)]
     ids = panda.PandaJobs(cfg).submit(specs)
     assert len(set(ids)) == len(plan.jobs)
@@ -58,24 +58,26 @@ def test_jobs_reach_panda_as_built_and_extract_exactly_the_planned_events(pickin
         for f in inputs:
             assert (f["lfn"], f["dataset"], f["scope"]) == (plan.files[f["GUID"]]["lfn"], aod["name"], "data18_13TeV")
         args = shlex.split(job["jobParameters"])
+        assert args[args.index("--output-uri") + 1] == str(tmp_path / "out")
         entries = {args[i + 2]: panda.parse_entries(args[i + 3]) for i, a in enumerate(args) if a == "--input"}
         assert entries == {g: plan.files[g]["oids"] for g in plan.jobs[k]}
         assert [f["lfn"] for f in job["Files"] if f["type"] == "output"] == [panda.output_lfn("user.tester.p.AOD", k, 1)]
     jobs = panda.PandaJobs(cfg)
     states = wait_for(lambda: (s := jobs.status(ids)) and all(v["state"] in panda.TERMINAL for v in s.values()) and s)
     assert {v["state"] for v in states.values()} == {"finished"}, states
-    outputs = [o for pid in ids for o in panda.job_outputs(states[pid], tmp_path / "out")]
+    outputs = [o for pid in ids for o in panda.job_outputs(states[pid], str(tmp_path / "out"))]
     assert picking.verify(outputs, plan.found) == {"events": len(plan.found), "duplicates": 0}
     src = event_payloads(out / f["path"] for f in aod["files"])
-    got = event_payloads(o["path"] for o in outputs)
+    got = event_payloads(o["uri"] for o in outputs)
     assert got == {e: src[e] for e in got} and len(got) == len(plan.found)
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted(o["lfn"] for o in outputs)
     # the GUID the pilot reported is the one written in the file
     import uproot
 
     from eventindex.rootfile import read_fid
 
     for o in outputs:
-        with uproot.open(o["path"]) as h:
+        with uproot.open(o["uri"]) as h:
             assert read_fid(h) == o["guid"].upper()
 
 
@@ -124,18 +126,21 @@ def test_calls_without_the_right_token_are_refused(picking_world, panda_standin,
         panda.PandaJobs(_config())
 
 
-def test_a_whole_request_runs_in_process_through_panda_and_a_stalled_job_is_killed(picking_world, panda_standin):
+def test_a_whole_request_runs_in_process_through_panda_and_a_stalled_job_is_killed(picking_world, panda_standin,
+                                                                                   tmp_path, monkeypatch):
     world, out, catalog, ddm = picking_world
     aod = dataset(world, "AOD", tag="f961_m1831")
     chosen = _some_events(out, aod, 40)
     events = "\n".join(f"{r} {e}" for r, e in chosen)
+    monkeypatch.setenv("EVENTINDEX_PICKS", str(tmp_path / "rse"))  # the jobs' outputs go to the output RSE
     runner = picking.runner_for(Settings.from_env(), "inprocess1", catalog, ddm)
     request = picking.PickRequest.from_params({"events": events, "datatype": "AOD", "backend": "panda",
                                                "output": "user.tester.inproc.AOD", "files_per_job": 100})
     summary = runner.run(request, panda.PandaJobs(_config()))
     assert (summary["found"], summary["missing"], summary["backend"]) == (40, 0, "panda")
     src = event_payloads(out / f["path"] for f in aod["files"])
-    got = event_payloads(runner.output_dir / lfn for lfn in summary["files"])
+    assert summary["output_uri"] == runner.output_uri == str(tmp_path / "rse" / "inprocess1")
+    got = event_payloads(tmp_path / "rse" / "inprocess1" / lfn for lfn in summary["files"])
     assert sorted(got) == sorted(e for _, e in chosen) and got == {e: src[e] for e in got}
     # a job that never ends is killed after the timeout, and the request fails with the reason
     panda_standin.faults[".00000.1"] = "stall"

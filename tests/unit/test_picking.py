@@ -1,5 +1,7 @@
 """Event picking at the library level on the small world: plan, local extraction, verification."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -73,11 +75,16 @@ def test_pick_aod_events_plus_missing_ones_end_to_end(picking_world, tmp_path):
     assert plan.summary()["found"] == 200 and plan.summary()["missing"] == 20
     reasons = {(m["run"], m["reason"]) for m in plan.missing}
     assert (999999, "unknown run") in reasons and (int(runs[0]), "event not found") in reasons
-    outputs = [picking.extract(plan.files, job, tmp_path / "out", k) for k, job in enumerate(plan.jobs)]
+    outputs = [picking.extract(plan.files, job, str(tmp_path / "out"), k) for k, job in enumerate(plan.jobs)]
     assert picking.verify(outputs, plan.found) == {"events": 200, "duplicates": 0}
+    # small dicts for XCom: where each file is (its URI), its size and events; no local path
+    for o in outputs:
+        assert set(o) == {"lfn", "guid", "uri", "nevents", "bytes"}
+        assert o["uri"] == str(tmp_path / "out" / o["lfn"]) and Path(o["uri"]).stat().st_size == o["bytes"]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted(o["lfn"] for o in outputs)  # no leftovers
     # payload equal to the source entries
     src = event_payloads(out / f["path"] for f in aod["files"])
-    got = event_payloads(o["path"] for o in outputs)
+    got = event_payloads(o["uri"] for o in outputs)
     assert got == {e: src[e] for e in got} and len(got) == 200
 
 
@@ -100,7 +107,7 @@ def test_verification_catches_a_missing_or_doubled_event(picking_world, tmp_path
     runs, events = _events(out, aod)
     req = _request("\n".join(f"{runs[i]} {events[i]}" for i in range(10)), version="f961_m1831")
     plan = picking.plan(catalog, ddm, req)
-    outputs = [picking.extract(plan.files, job, tmp_path / "o", k) for k, job in enumerate(plan.jobs)]
+    outputs = [picking.extract(plan.files, job, str(tmp_path / "o"), k) for k, job in enumerate(plan.jobs)]
     with pytest.raises(VerificationFailed, match="duplicated|unexpected|missing"):
         picking.verify(outputs + outputs, plan.found)
     with pytest.raises(VerificationFailed, match="missing"):

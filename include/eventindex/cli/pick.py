@@ -45,9 +45,10 @@ def register(sub) -> None:
 
     p = add_command(sub, "extract-job", "one extraction job (what a PanDA job runs); its options are the "
                                         "transformation's: eventindex extract-job --help",
-                    ["eventindex extract-job --out-dir out --job 1 --lfn user.jdoe.picked.AOD._000001.pool.root "
-                     "--input file:///data/f1.root GUID 0,5,9"], add_help=False, prefix_chars=NO_OPTIONS)
-    p.add_argument("job_args", nargs=argparse.REMAINDER, help="--out-dir DIR --job N --lfn LFN "
+                    ["eventindex extract-job --output-uri s3://picks/req1?endpoint_override=host:8333 --job 1 "
+                     "--lfn user.jdoe.picked.AOD._000001.pool.root --input file:///data/f1.root GUID 0,5,9"],
+                    add_help=False, prefix_chars=NO_OPTIONS)
+    p.add_argument("job_args", nargs=argparse.REMAINDER, help="--output-uri DIR|URI --job N --lfn LFN "
                                                               "--input PFN GUID ENTRIES ...")
     p.set_defaults(func=cmd_extract_job)
 
@@ -79,6 +80,10 @@ def cmd_pick(args) -> int:
         print(json.dumps({"run_id": run_id, "state": state, **(summary or {})}))
     elif summary:
         out.print(f"{state}: {summary['found']:,} found, {summary['missing']:,} missing -> {summary['output_dataset']}")
+        if summary.get("output_uri"):
+            nfiles = len(summary.get("files") or [])
+            out.print(f"  {nfiles} file{'' if nfiles == 1 else 's'} in {summary['output_uri']} "
+                      f"(RSE {summary.get('output_rse')})", highlight=False, markup=False, soft_wrap=True)
     else:
         failed = api.failed_tasks("eventindex_pick", run_id)
         out.print(f"{state}: {'failed step(s) ' + ', '.join(failed) + '; ' if failed else ''}see the run {run_id} "
@@ -147,7 +152,9 @@ def _decoded(row: dict) -> dict:
 
 def cmd_extract_job(args) -> int:
     from ..panda import run_job_command
+    from ..picking.outputs import without_credentials
 
     result = run_job_command(args.job_args)
-    out.print(f"{result['nevents']} events -> {result['path']}")
+    out.print(f"{result['nevents']} events -> {without_credentials(result['uri'])}", highlight=False, markup=False,
+              soft_wrap=True)
     return 0

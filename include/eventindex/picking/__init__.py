@@ -19,7 +19,7 @@ from .runner import MAX_CHUNKS, PickRunner
 
 def runner_for(settings, request_id: str, catalog=None, ddm=None, engine=None) -> PickRunner:
     """A runner on the embedded defaults of ``settings`` (what is not given): the catalogue, the local data
-    catalogue, the metadata DB, the work area and the output folder."""
+    catalogue, the metadata DB, the work area, and the output RSE (``settings.picks``, ``settings.picks_rse``)."""
     if catalog is None:
         from ..catalog import open_catalog
 
@@ -32,7 +32,7 @@ def runner_for(settings, request_id: str, catalog=None, ddm=None, engine=None) -
         from ..metadata import make_engine
 
         engine = make_engine(settings.metadata_url)
-    return PickRunner(catalog, ddm, engine, settings.work_area, settings.picks_dir, request_id)
+    return PickRunner(catalog, ddm, engine, settings.work_area, settings.picks_area, request_id, settings.picks_rse)
 
 
 __all__ = ["BadRequest", "MAX_CHUNKS", "PARAMETERS", "PickRequest", "PickRunner", "Plan", "extract", "lookup",

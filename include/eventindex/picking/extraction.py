@@ -1,12 +1,13 @@
 """Extraction jobs and what follows them: read the requested entries of each input file into one output ROOT file
-per job, verify that the outputs hold every found event exactly once, register the output dataset in Rucio."""
+per job, stored in the output RSE (:mod:`.outputs`), verify that the outputs hold every found event exactly once,
+register the output dataset in Rucio."""
 
 from __future__ import annotations
 
+import tempfile
 import uuid
 from collections import defaultdict
 from pathlib import Path
-from urllib.parse import urlparse
 
 import awkward as ak
 import numpy as np
@@ -15,19 +16,19 @@ import uproot
 from ..errors import VerificationFailed
 from ..naming import parse
 from ..rootfile import EVENTS_TREE, write_events_file
+from .outputs import local_copy, pfn_of, store, without_credentials
 
 
-def extract(files: dict[str, dict], guids: list[str], out_dir: str | Path, job: int, lfn: str | None = None) -> dict:
-    """One extraction job: the requested entries of each input file, all branches, into one output ROOT file
-    (written under a temporary name and renamed, so a job killed half-way leaves no file that looks whole)."""
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+def extract(files: dict[str, dict], guids: list[str], output_uri: str, job: int, lfn: str | None = None) -> dict:
+    """One extraction job: the requested entries of each input file, all branches, into one output ROOT file at
+    ``<output_uri>/<lfn>`` (the request's folder in the output RSE). The file is written to this worker's scratch
+    space and copied whole, so a job killed half-way leaves nothing that looks like an output. Returns what the
+    verification and the registration need: lfn, guid, uri, nevents, bytes."""
     columns, payload_parts, n = defaultdict(list), defaultdict(list), 0
     for guid in guids:
         info = files[guid]
-        path = urlparse(info["pfn"]).path if info["pfn"].startswith("file://") else info["pfn"]
         entries = np.array(info["oids"], dtype=np.int64)
-        with uproot.open(path) as h:
+        with local_copy(info["pfn"], "input file") as path, uproot.open(path) as h:
             tree = h[EVENTS_TREE]
             arrays = tree.arrays(library="ak", entry_start=int(entries.min()), entry_stop=int(entries.max()) + 1)
         arrays = arrays[entries - entries.min()]
@@ -45,17 +46,19 @@ def extract(files: dict[str, dict], guids: list[str], out_dir: str | Path, job: 
         if fields:
             payload[prefix] = ak.zip(fields)
     lfn = lfn or f"picked._{job:06d}.{out_guid}.pool.root"
-    partial = out_dir / f".{lfn}.part"
-    write_events_file(partial, out_guid, cols, payload)
-    partial.replace(out_dir / lfn)
-    return {"lfn": lfn, "guid": out_guid, "path": str(out_dir / lfn), "nevents": n}
+    with tempfile.TemporaryDirectory(prefix="eventindex-extract-") as scratch:
+        local = Path(scratch) / lfn
+        write_events_file(local, out_guid, cols, payload)
+        size = local.stat().st_size
+        uri = store(local, output_uri, lfn)
+    return {"lfn": lfn, "guid": out_guid, "uri": uri, "nevents": n, "bytes": size}
 
 
 def verify(outputs: list[dict], found: list[dict]) -> dict:
-    """Every found event exactly once in the outputs, and nothing else."""
+    """Every found event exactly once in the outputs (read through their URIs), and nothing else."""
     got = []
     for o in outputs:
-        with uproot.open(o["path"]) as h:
+        with local_copy(o["uri"]) as path, uproot.open(path) as h:
             a = h[EVENTS_TREE].arrays(["run_number", "event_number"], library="np")
         got += list(zip(a["run_number"].tolist(), a["event_number"].tolist()))
     want = sorted((f["run"], f["event"]) for f in found)
@@ -68,10 +71,14 @@ def verify(outputs: list[dict], found: list[dict]) -> dict:
     return {"events": len(got), "duplicates": dup}
 
 
-def summarize(plan: dict, outputs: list[dict], checked: dict, output_dataset: str | None, backend: str) -> dict:
-    """The summary of a finished request (task log, XCom, metadata DB); ``plan`` as :meth:`Plan.to_dict`."""
+def summarize(plan: dict, outputs: list[dict], checked: dict, output_dataset: str | None, backend: str,
+              output_uri: str | None = None, output_rse: str | None = None) -> dict:
+    """The summary of a finished request (task log, XCom, metadata DB); ``plan`` as :meth:`Plan.to_dict`. The
+    files are ``<output_uri>/<lfn>`` (the request's folder in the output RSE, shown without credentials)."""
     return {"found": len(plan["found"]), "missing": len(plan["missing"]), "duplicates": checked["duplicates"],
-            "output_dataset": output_dataset, "files": [o["lfn"] for o in outputs], "datasets": plan["datasets"],
+            "output_dataset": output_dataset, "files": [o["lfn"] for o in outputs],
+            "output_uri": without_credentials(output_uri) if output_uri else None, "output_rse": output_rse,
+            "datasets": plan["datasets"],
             "input_files": len(plan["files"]),
             "backend": backend, "missing_events": plan["missing"][:1000]}
 
@@ -83,12 +90,12 @@ def output_did(output: str) -> tuple[str, str]:
 
 
 def register_output(ddm, output: str, outputs: list[dict], rse: str = "LOCAL_DISK") -> str:
-    """Register the output files as a closed dataset in the requester's scope (``user.<name>``)."""
+    """Register the output files as a closed dataset in the requester's scope (``user.<name>``), their replicas at
+    ``rse`` with the objects' URIs as PFNs (``file://`` paths on a local disk; no credentials)."""
     scope, _ = output_did(output)
+    files = [{"scope": scope, "name": o["lfn"], "bytes": o["bytes"], "pfn": pfn_of(o["uri"]),
+              "meta": {"guid": o["guid"], "events": o["nevents"]}} for o in outputs]
     if hasattr(ddm, "ensure_rse"):
-        ddm.ensure_rse(rse, [scope])
-    files = [{"scope": scope, "name": o["lfn"], "bytes": Path(o["path"]).stat().st_size,
-              "meta": {"guid": o["guid"], "events": o["nevents"]}, "pfn": "file://" + str(Path(o["path"]).resolve())}
-             for o in outputs]
+        ddm.ensure_rse(rse, [scope], pfns=[f["pfn"] for f in files])
     ddm.register_dataset(scope, output, files, rse)
     return f"{scope}:{output}"

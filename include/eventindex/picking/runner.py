@@ -2,15 +2,15 @@
 on another), the demo, the benchmarks and the tests call :meth:`PickRunner.run` for all of them in one process.
 
 Steps hand bulky results to each other as objects in the work area under the request's id (chunks of runs, what
-each lookup found, the plan) and pass only their URIs; extraction jobs return small dicts (the output file's LFN,
-GUID, path and event count). Every step can be rerun: it overwrites its own objects and nothing else.
+each lookup found, the plan) and pass only their URIs; extraction jobs store their output file in the output RSE
+(``<picks>/<request>/<lfn>``, :mod:`.outputs`) and return small dicts (its LFN, GUID, URI, size and event count).
+Every step can be rerun: it overwrites its own objects and nothing else.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from ..errors import PandaError
+from ..staging import uri_of
 from ..workarea import WorkArea, read_array, read_json, run_folder
 from .extraction import extract, register_output, summarize, verify
 from .history import previous_result, record
@@ -22,12 +22,15 @@ MAX_CHUNKS = 200  # far below Airflow's max_map_length (1024), whatever the numb
 
 class PickRunner:
     """The steps of one request (``request_id``: the DAG run's id), over a catalogue, a data catalogue (Rucio) and
-    the metadata DB."""
+    the metadata DB. The outputs go to ``<output_base>/<request>/`` (``output_base``: the output RSE's storage, a
+    folder or an object-store URI) and are registered in Rucio at ``output_rse``."""
 
-    def __init__(self, catalog, ddm, engine, work_base: str, output_base: str | Path, request_id: str):
+    def __init__(self, catalog, ddm, engine, work_base: str, output_base: str, request_id: str,
+                 output_rse: str = "LOCAL_DISK"):
         self.catalog, self.ddm, self.engine, self.request_id = catalog, ddm, engine, request_id
         self.work = WorkArea(work_base, request_id)
-        self.output_dir = Path(output_base) / run_folder(request_id)
+        self.output_uri = uri_of(str(output_base), run_folder(request_id))
+        self.output_rse = output_rse
 
     # --- the steps, one DAG task each -------------------------------------------------------------------------
 
@@ -75,7 +78,7 @@ class PickRunner:
     def extract(self, job_uri: str) -> dict:
         """One extraction job on this worker (the local backend)."""
         job = read_json(job_uri)
-        return extract(job["files"], job["guids"], self.output_dir, job["job"])
+        return extract(job["files"], job["guids"], self.output_uri, job["job"])
 
     def panda_job(self, cfg, request: PickRequest, job_uri: str, attempt: int):
         """The PanDA JobSpec of one extraction job (the panda backend); ``attempt`` names a retry's new job."""
@@ -83,13 +86,13 @@ class PickRunner:
 
         job = read_json(job_uri)
         return job_spec(cfg, run_folder(self.request_id), job["job"], attempt, job["files"], job["guids"],
-                        self.output_dir, request.output_name(self.request_id))
+                        self.output_uri, request.output_name(self.request_id))
 
     def panda_output(self, state: dict) -> dict:
         """The output of a finished PanDA job, in the shape :meth:`extract` returns."""
         from ..panda import job_outputs
 
-        outputs = job_outputs(state, self.output_dir)
+        outputs = job_outputs(state, self.output_uri)
         if len(outputs) != 1:
             raise PandaError(f"PanDA job {state.get('panda_id')} finished with {len(outputs)} output files, not 1")
         return outputs[0]
@@ -99,8 +102,9 @@ class PickRunner:
         plan = read_json(plan_uri)
         outputs = sorted(outputs, key=lambda o: o["lfn"])
         checked = verify(outputs, plan["found"])
-        did = register_output(self.ddm, request.output_name(self.request_id), outputs) if outputs else None
-        summary = summarize(plan, outputs, checked, did, request.backend)
+        did = (register_output(self.ddm, request.output_name(self.request_id), outputs, self.output_rse)
+               if outputs else None)
+        summary = summarize(plan, outputs, checked, did, request.backend, self.output_uri, self.output_rse)
         record(self.engine, self.request_id, "done", summary=summary)
         return {**summary, "request_id": self.request_id}
 
