@@ -144,3 +144,4 @@ def panda_standin(tmp_path, monkeypatch):
 
 from eventindex_harness.activemq import activemq, queue_name  # noqa: E402,F401  (one broker for the whole session)
 from eventindex_harness.rucio_server import real_rucio, rucio_server  # noqa: E402,F401  (one server for the session)
+from eventindex_harness.seaweedfs import seaweedfs  # noqa: E402,F401  (one S3 server, SeaweedFS, for the session)
