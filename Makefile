@@ -3,7 +3,7 @@ SHELL := /bin/bash
 VENV := .venv
 export AIRFLOW__CORE__PARALLELISM ?= 4
 
-.PHONY: setup setup-test demo test test-unit bench lock clean up down
+.PHONY: setup setup-test demo test test-unit bench lock clean up down up-cluster down-cluster
 
 setup:
 	@scripts/setup.sh
@@ -38,6 +38,14 @@ up: setup
 
 down:
 	@scripts/airflow.sh down
+
+# The docker-compose.yaml topology natively on loopback: PostgreSQL, Redis, ActiveMQ, SeaweedFS (S3), Airflow's
+# api-server, scheduler, dag-processor, triggerer and two Celery workers, state under .cluster/; stopped by PID.
+up-cluster: setup-test
+	$(VENV)/bin/python -m eventindex_harness.cluster up
+
+down-cluster:
+	$(VENV)/bin/python -m eventindex_harness.cluster down
 
 clean:
 	rm -rf .eventindex .pytest_cache

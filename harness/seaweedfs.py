@@ -197,8 +197,10 @@ class SeaweedFS:
             json.dump({"identities": [identity]}, f, indent=1)
         os.chmod(path, 0o600)
 
-    def start(self) -> "SeaweedFS":
-        """Launch ``weed server`` and wait until a signed S3 call succeeds and the volume server has registered."""
+    def start(self, *, detach: bool = False) -> "SeaweedFS":
+        """Launch ``weed server`` and wait until a signed S3 call succeeds and the volume server has registered.
+
+        ``detach``: the server outlives this process (`make up-cluster`; stopped by PID later), else it dies with it."""
         if self.proc is not None and self.proc.poll() is None:
             return self
         busy = [port for port in (*self.ports.values(), *self.grpc_ports.values()) if port_open(HOST, port)]
@@ -214,9 +216,10 @@ class SeaweedFS:
             main = threading.current_thread() is threading.main_thread()  # PDEATHSIG follows the forking thread
             self.proc = subprocess.Popen(self._command(), cwd=self.base, env=env, stdin=subprocess.DEVNULL,
                                          stdout=log, stderr=subprocess.STDOUT, process_group=0,
-                                         preexec_fn=_die_with_parent if main and sys.platform == "linux" else None)
+                                         preexec_fn=_die_with_parent if main and sys.platform == "linux" and not detach
+                                         else None)
         self.starts += 1
-        if not self._atexit:
+        if not self._atexit and not detach:
             atexit.register(self.close)  # a backstop should the session die without running the teardown
             self._atexit = True
         self._wait_ready()
