@@ -7,8 +7,11 @@ Skip these tests locally with ``-m "not cluster"``; `make test` and CI run them.
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
@@ -80,10 +83,11 @@ class Site:
 
 
 @pytest.fixture(scope="session")
-def site(tmp_path_factory, activemq):
+def site(activemq):
     from eventindex.sim.world import WorldConfig, simulate
 
-    base = tmp_path_factory.mktemp("cluster")
+    # not under pytest's tmp folders: those are 0700 and PostgreSQL runs as its own user
+    base = Path(tempfile.mkdtemp(prefix="ei-cluster-"))
     cluster = Cluster(base, workers=2, stomp_url=activemq.url("eventindex.cluster"))
     saved = {k: os.environ.get(k) for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION",
                                             "AWS_EC2_METADATA_DISABLED")}
@@ -106,6 +110,7 @@ def site(tmp_path_factory, activemq):
         yield Site(cluster, api, env, settings, world, world_dir)
     finally:
         cluster.down()
+        shutil.rmtree(base, ignore_errors=True)
         for key, value in saved.items():
             if value is None:
                 os.environ.pop(key, None)
