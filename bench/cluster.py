@@ -83,6 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", default="bench/results/cluster.json")
     args = p.parse_args(argv)
     base = Path(tempfile.mkdtemp(prefix="ei-bench-cluster-"))
+    base.chmod(0o711)  # PostgreSQL runs as its own user and must reach its folders below
     cluster = Cluster(base / "cluster", workers=2)
     results: dict[str, dict] = {}
     try:
@@ -94,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
         settings = Settings.from_env(env)
         runs_needed = -(-3 * args.datasets // 8) + 1  # the world has 8 data datasets per run
         world = simulate(base / "world", WorldConfig(seed=5, runs=runs_needed, events_per_run=20_000,
-                                                     lumi_blocks=60, mc_events=0, workers=1))
+                                                     lumi_blocks=60, mc_events=300, mc_file_events=300, workers=1))
         settings.home.mkdir(parents=True, exist_ok=True)
         register_world(LocalRucio(settings.local_rucio_url), world, base / "world")
         data = [d for d in world["datasets"] if "dsid" not in d]

@@ -201,6 +201,10 @@ class Cluster:
     def up(self) -> "Cluster":
         (self.base / "run").mkdir(parents=True, exist_ok=True)
         os.chmod(self.base, 0o711)  # others may pass through (PostgreSQL runs as its own user), not list
+        if os.geteuid() == 0 and subprocess.run(["runuser", "-u", "postgres", "--", "test", "-x", str(self.base)],
+                                                capture_output=True).returncode != 0:
+            raise RuntimeError(f"PostgreSQL runs as user postgres, which cannot reach {self.base}: choose a folder "
+                               "whose parents others may pass through (--base)")
         for pg in (self.pg_airflow, self.pg_metadata):
             if not _answers(pg.port):
                 pg.start()

@@ -32,7 +32,7 @@ def _all_loaded_once(site, datasets: list[dict], runs: dict[str, str]) -> None:
     assert {d["name"]: site.loads(d["name"]) for d in datasets} == {d["name"]: 1 for d in datasets}
 
 
-def _running(site, runs: dict[str, str], task_id: str):
+def _running(site, runs: dict[str, str], task_id: str) -> tuple[str, str, str] | None:
     """The first task instance ``task_id`` found running among ``runs``: (dataset, run id, hostname)."""
     for name, run_id in runs.items():
         for ti in site.task_instances("eventindex_ingest", run_id):
@@ -60,6 +60,8 @@ def test_a_worker_killed_during_a_load_leaves_the_dataset_loaded_once_by_the_oth
 def test_runs_queued_while_redis_restarts_all_complete(site):
     datasets = _fresh(site, 4)
     runs = site.ingest([d["name"] for d in datasets], "redis")
+    wait_for(lambda: any(ti["state"] == "queued" for run in runs.values()
+                         for ti in site.task_instances("eventindex_ingest", run)), 120, 0.1, "a task to be queued")
     site.cluster.stop_redis()
     time.sleep(3)
     site.cluster.start_redis()

@@ -18,8 +18,6 @@ from eventindex.settings import Settings
 from eventindex.staging import open_staging
 from tests.conftest import dataset, dataset_events, event_payloads
 
-pytest.importorskip("eventindex_harness.seaweedfs", reason="the SeaweedFS harness (harness/seaweedfs.py)")
-from eventindex_harness.seaweedfs import seaweedfs  # noqa: E402,F401  (the session's S3 server)
 
 pytestmark = pytest.mark.integration
 RSE = "S3_PICKS"
