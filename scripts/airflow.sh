@@ -26,7 +26,9 @@ case "${1:-}" in
     if [ -f "$PID" ] && kill -0 "$(cat "$PID")" 2>/dev/null; then
       echo "Airflow is already running (pid $(cat "$PID"))"
     else
-      # standalone stops cleanly only on SIGINT, which a background job ignores unless reset
+      # standalone stops cleanly only on SIGINT, which a background job ignores unless reset; umask 077: the
+      # generated admin password, the SQLite DB and the logs are the owner's alone
+      umask 077
       nohup python -c "import os,signal; signal.signal(signal.SIGINT, signal.SIG_DFL); os.execvp('airflow',['airflow','standalone'])" \
         >"$LOG" 2>&1 &
       echo $! > "$PID"
@@ -41,6 +43,9 @@ case "${1:-}" in
     # DAGs paused by an earlier Airflow home stay paused unless told: unpause the sensing and ingestion ones
     airflow dags unpause --treat-dag-id-as-regex -y '^eventindex_(ingest|stomp|tier0|campaign|conditions|pick)' \
       >/dev/null 2>&1 || true
+    # an Airflow home made before (or by another tool) keeps no world-readable secret either
+    chmod 600 "$AIRFLOW_HOME/simple_auth_manager_passwords.json.generated" "$AIRFLOW_HOME/airflow.db" \
+      "$AIRFLOW_HOME/airflow.cfg" 2>/dev/null || true
     pw=$(python -c "import json,sys; print(json.load(open(sys.argv[1]))['admin'])" \
          "$AIRFLOW_HOME/simple_auth_manager_passwords.json.generated" 2>/dev/null || echo "(see $LOG)")
     # where `eventindex pick` finds the API when AIRFLOW_URL is not set (the port may not be the default)

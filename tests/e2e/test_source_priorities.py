@@ -4,6 +4,7 @@ while a Tier-0 dataset triggered after it is ingested at once, in its own pool, 
 
 import json
 from datetime import datetime
+from pathlib import Path
 
 import pytest
 
@@ -62,12 +63,15 @@ def airflow(tmp_path, eventindex_home, world_home):
         wait_for(parsed, 300, step=1.0, what="the DAG processor parses the project's DAGs")
         for dag_id in SENSING:
             api._call("PATCH", f"/api/v2/dags/{dag_id}", {"is_paused": True})
-        yield api, world_home
+        yield api, world_home, Path(env["AIRFLOW_HOME"])
 
 
 def test_a_tier0_dataset_is_ingested_at_once_while_a_campaign_backlog_waits(airflow):
-    api, (world, _, staging) = airflow
+    api, (world, _, staging), airflow_home = airflow
 
+    # `make up` keeps its secrets to the owner: the generated admin password and the SQLite DB
+    for name in ("simple_auth_manager_passwords.json.generated", "airflow.db"):
+        assert (airflow_home / name).stat().st_mode & 0o077 == 0, f"{name} is readable by others"
     # `make up` created one pool per source from scripts/pools.json and left the ingestion DAGs unpaused
     pools = {p["name"]: p for p in _all(api, "/api/v2/pools", "pools")}
     for name, spec in json.loads((ROOT / "scripts/pools.json").read_text()).items():
