@@ -13,7 +13,6 @@ import atexit
 import os
 import re
 import signal
-import socket
 import subprocess
 import threading
 import time
@@ -24,6 +23,8 @@ from pathlib import Path
 import pytest
 import stomp
 
+from .ports import port_open
+
 REPO = Path(__file__).resolve().parents[1]  # harness/activemq.py -> the repository
 START_SCRIPT = REPO / "scripts" / "start-activemq.sh"
 ACTIVEMQ_HOME = Path("/usr/share/activemq")
@@ -31,14 +32,6 @@ HOST, STOMP_PORT, OPENWIRE_PORT = "127.0.0.1", 61613, 61616
 START_TIMEOUT = 60.0
 STOP_TIMEOUT = 15.0
 
-
-def port_open(host: str, port: int, timeout: float = 0.5) -> bool:
-    """Whether a TCP connect to ``host:port`` succeeds now."""
-    try:
-        with socket.create_connection((host, port), timeout=timeout):
-            return True
-    except OSError:
-        return False
 
 
 @dataclass

@@ -30,7 +30,7 @@ import time
 from pathlib import Path
 
 from .polling import wait_for
-from .ports import free_port
+from .ports import free_port, port_open
 from .postgres import PrivatePostgres
 from .seaweedfs import SeaweedFS
 
@@ -288,11 +288,7 @@ def _pid_alive(pid: int) -> bool:
 
 
 def _answers(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-            return True
-    except OSError:
-        return False
+    return port_open("127.0.0.1", port)
 
 
 def _healthy(url: str) -> bool:

