@@ -227,7 +227,7 @@ class Cluster:
         passwords.write_text(json.dumps({"admin": self.secrets["password"]}))
         os.chmod(passwords, 0o600)
         env = self.airflow_env()
-        subprocess.run(["airflow", "db", "migrate"], env=env, check=True, capture_output=True, cwd=self.base)
+        self._airflow(env, "db", "migrate")
         for part in AIRFLOW_PARTS:
             if not self._alive(part):
                 self._spawn(part, ["airflow", part], env)
@@ -235,10 +235,15 @@ class Cluster:
             if not self._alive(f"worker-{i}"):
                 self.start_worker(i)
         wait_for(lambda: _healthy(self.url), 180, 1.0, f"Airflow's api-server at {self.url}")
-        subprocess.run(["airflow", "pools", "import", str(REPO / "scripts" / "pools.json")], env=env, check=True,
-                       capture_output=True, cwd=self.base)
+        self._airflow(env, "pools", "import", str(REPO / "scripts" / "pools.json"))
         self._write_env()
         return self
+
+    def _airflow(self, env: dict[str, str], *args: str) -> None:
+        done = subprocess.run(["airflow", *args], env=env, capture_output=True, text=True, cwd=self.base)
+        if done.returncode != 0:
+            raise RuntimeError(f"`airflow {' '.join(args)}` failed ({done.returncode}):\n"
+                               f"{(done.stdout + done.stderr)[-3000:]}")
 
     def down(self) -> None:
         self.stop_airflow()
@@ -251,10 +256,7 @@ class Cluster:
         self._signal("seaweedfs", signal.SIGTERM, wait=2)  # weed's filer hangs on SIGTERM: SIGKILL follows
         self.s3._remove_sockets()
         for pg in (self.pg_metadata, self.pg_airflow):
-            try:
-                pg._run("/usr/lib/postgresql/15/bin/pg_ctl", "-D", pg.base / "data", "-m", "fast", "-w", "stop")
-            except subprocess.CalledProcessError:
-                pass
+            pg.stop()  # pg_ctl stop -m fast; the folder is ours (base given), so it stays
 
     def status(self) -> dict[str, bool]:
         names = [*AIRFLOW_PARTS, *(f"worker-{i}" for i in range(1, self.workers + 1)), "redis"]
@@ -323,7 +325,12 @@ def main(argv: list[str] | None = None) -> int:
     cluster = Cluster(args.base, workers=args.workers)
     if args.action == "up":
         t0 = time.time()
-        cluster.up()
+        try:
+            cluster.up()
+        except (RuntimeError, OSError, subprocess.CalledProcessError, TimeoutError) as exc:
+            print(f"the cluster did not come up: {exc}\nlogs: {cluster.base / 'logs'}; `make down-cluster` stops "
+                  "what started", file=sys.stderr)
+            return 1
         print(f"cluster up in {time.time() - t0:.0f} s: Airflow {cluster.url} (user admin, password "
               f"{cluster.secrets['password']}), {args.workers} Celery workers, Redis 127.0.0.1:{cluster.ports['redis']}, "
               f"S3 http://{cluster.s3.endpoint}, metadata {cluster.eventindex_env()['EVENTINDEX_METADATA_URL']}")
