@@ -14,8 +14,9 @@ from airflow.sdk import BaseOperator, Param
 from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowSkipException
 
 from eventindex.errors import BadInput, ConfigurationError, NotFound, PandaError, ValidationFailed
-from eventindex.picking import PARAMETERS, PickRequest, PickRunner, record
+from eventindex.picking import PARAMETERS, SERVICE_ACCOUNT, PickRequest, PickRunner, authorize, record
 from eventindex.picking.outputs import without_credentials
+from eventindex.picking.request import MAX_INLINE_BYTES
 
 from .hooks import CatalogHook, MetadataHook, PandaHook, RucioHook
 from .triggers import PandaJobTrigger
@@ -26,8 +27,8 @@ def pick_params() -> dict[str, Param]:
     params = {}
     for p in PARAMETERS:
         extra = {"enum": list(p.choices)} if p.choices else {}
-        if p.name == "events":
-            extra.update(format="multiline", minLength=3)
+        if p.name == "events":  # empty when the request comes by events_uri; the plan enforces the byte cap
+            extra.update(format="multiline", maxLength=MAX_INLINE_BYTES)
         if p.minimum is not None:
             extra["minimum"] = p.minimum
         if p.maximum is not None:
@@ -41,6 +42,13 @@ def as_list(values) -> list:
     """The values of a mapped task's XCom as a list. Reading them by index (their number is known) spares the
     failed look-up past the last one, which Airflow's client logs as an error when the sequence is iterated."""
     return [values[i] for i in range(len(values))] if values is not None else []
+
+
+def caller_of(dag_run) -> str:
+    """Who makes the request: the user who triggered the run (form, REST, CLI). A run nobody triggered (scheduled)
+    or one started in-process by ``dag.test()`` (Airflow names its user ``dag_test``) acts as the service account."""
+    user = getattr(dag_run, "triggering_user_name", None)
+    return SERVICE_ACCOUNT if user in (None, "", "dag_test") else user
 
 
 def request_from_params() -> dict[str, str]:
@@ -75,8 +83,13 @@ class PickOperator(BaseOperator):
         return PickRequest.of(self.request)
 
 
+REFUSED = "refused picking request"  # nothing is written for it, not even a failed row
+
+
 def record_failure(context) -> None:
     """Task failure callback (after the last try): the request is listed as failed, with the task and the reason."""
+    if str(context.get("exception") or "").startswith(REFUSED):
+        return
     conn_id = getattr(context["ti"].task, "metadata_conn_id", "eventindex_metadata")
     record(MetadataHook(metadata_conn_id=conn_id).get_engine(), context["run_id"], "failed",
            summary={"error": f"{context['ti'].task_id}: {context.get('exception')}"})
@@ -91,7 +104,14 @@ class PickPlanOperator(PickOperator):
 
     def execute(self, context) -> list[str]:
         try:
-            req = PickRequest.from_params(self.request)
+            settings, caller = MetadataHook(self.metadata_conn_id).settings, caller_of(context["dag_run"])
+            req = authorize(PickRequest.from_params(self.request, settings.requests_area), caller,
+                            settings.groups_of(caller), context["run_id"])
+        except BadInput as exc:  # before anything is written
+            raise AirflowFailException(f"{REFUSED}: {exc}") from None
+        except ConfigurationError as exc:
+            raise AirflowFailException(f"bad picking request: {exc}") from None
+        try:
             if req.backend == "panda":
                 PandaHook(self.panda_conn_id).get_config()
             runner = self.runner(context, catalog=True, ddm=True)

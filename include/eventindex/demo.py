@@ -21,7 +21,10 @@ from .errors import BadInput
 from .settings import Settings, parse_stomp_url
 from .sim.world import WorldConfig
 
-PICK_OUTPUT = "user.demo.picked.AOD"
+# the demo picks as the service account: what a run nobody triggered (dag.test, the library path) acts as; an
+# output goes only to the caller's user scope or a group scope it belongs to
+PICK_CALLER = "eventindex"
+PICK_OUTPUT = f"user.{PICK_CALLER}.demo.picked.AOD"
 PICK_EVENTS, PICK_MISSING = 1000, 20
 
 
@@ -38,10 +41,11 @@ class DemoPick:
 
     def request(self):
         """Step 5 as a picking request (the same on both paths)."""
-        from .picking import PickRequest
+        from .picking import PickRequest, authorize
 
-        return PickRequest.from_params({"events": self.events_file.read_text(), "datatype": self.datatype,
-                                        "version": self.version, "stream": self.stream, "output": self.output})
+        return authorize(PickRequest.from_params({"events": self.events_file.read_text(), "datatype": self.datatype,
+                                                  "version": self.version, "stream": self.stream,
+                                                  "output": self.output}), PICK_CALLER)
 
 
 def world_config(seed: int = 2018, runs: int | None = None, events_per_run: int | None = None,

@@ -8,13 +8,14 @@ the whole system somewhere else with one variable.
 from __future__ import annotations
 
 import os
+import re
 import threading
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from .errors import BadInput
+from .errors import BadInput, ConfigurationError
 
 _ENVIRON_LOCK = threading.RLock()
 
@@ -59,6 +60,24 @@ def parse_stomp_url(url: str) -> StompTarget:
     return StompTarget(parts.hostname, parts.port or 61613, destination, parts.username, parts.password)
 
 
+def parse_groups(text: str | None) -> dict[str, tuple[str, ...]]:
+    """``EVENTINDEX_GROUPS``: who belongs to which group scope, ``user:group1,group2;user2:group3`` ->
+    ``{"user": ("group1", "group2"), "user2": ("group3",)}`` (a picking request may write to ``group.<name>`` only
+    for a member). Names are Rucio accounts: a-z, 0-9, '_', '-'."""
+    groups: dict[str, tuple[str, ...]] = {}
+    for entry in filter(None, (e.strip() for e in (text or "").split(";"))):
+        user, sep, names = entry.partition(":")
+        names_ = tuple(n.strip() for n in names.split(",") if n.strip())
+        if not sep or not _ACCOUNT.match(user.strip()) or not all(_ACCOUNT.match(n) for n in names_):
+            raise ConfigurationError(f"EVENTINDEX_GROUPS: {entry!r} is not user:group1,group2 (names of a-z, 0-9, "
+                                     "'_', '-'; entries separated by ';')")
+        groups[user.strip()] = groups.get(user.strip(), ()) + names_
+    return groups
+
+
+_ACCOUNT = re.compile(r"^[a-z0-9_-]{1,25}$")
+
+
 @dataclass(frozen=True)
 class Settings:
     home: Path
@@ -71,6 +90,11 @@ class Settings:
     # and the RSE's name in Rucio, under which the output files are registered
     picks: str = ""
     picks_rse: str = "LOCAL_DISK"
+    # picking requests too big to travel inline in a run's params: uploaded here by the CLI, read by the plan task
+    # (folder or object-store URI; default $EVENTINDEX_HOME/requests)
+    requests: str = ""
+    # group scopes of picking outputs: "user:group1,group2;user2:group3" (see parse_groups)
+    groups_spec: str = ""
     # PanDA (the picking backend): the server's base URL as PANDA_URL, the site, OIDC authentication
     panda_url: str | None = None
     panda_site: str = "ANALY_LOCAL"
@@ -116,6 +140,15 @@ class Settings:
         return self.picks or str(self.home / "picks")
 
     @property
+    def requests_area(self) -> str:
+        """Where big picking requests are uploaded (the only place ``events_uri`` may point to)."""
+        return self.requests or str(self.home / "requests")
+
+    def groups_of(self, user: str) -> tuple[str, ...]:
+        """The group scopes ``user`` may write picking outputs to (``EVENTINDEX_GROUPS``)."""
+        return parse_groups(self.groups_spec).get(user, ())
+
+    @property
     def local_rucio_url(self) -> str:
         """The embedded data catalogue (Rucio's interface on SQLite), next to the metadata DB."""
         return f"sqlite:///{self.home / 'rucio.sqlite'}"
@@ -141,6 +174,8 @@ class Settings:
             work=env.get("EVENTINDEX_WORK") or str(home / "work"),
             picks=env.get("EVENTINDEX_PICKS") or str(home / "picks"),
             picks_rse=env.get("EVENTINDEX_PICKS_RSE") or "LOCAL_DISK",
+            requests=env.get("EVENTINDEX_REQUESTS") or str(home / "requests"),
+            groups_spec=env.get("EVENTINDEX_GROUPS") or "",
             panda_url=env.get("EVENTINDEX_PANDA_URL") or env.get("PANDA_URL") or None,
             panda_site=env.get("EVENTINDEX_PANDA_SITE") or "ANALY_LOCAL",
             panda_auth=env.get("PANDA_AUTH") or None,

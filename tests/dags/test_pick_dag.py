@@ -52,12 +52,12 @@ def test_pick_run_extracts_exactly_the_found_events_and_registers_the_output(dag
                                                                             for k in range(10)]
     run = dagbag.dags["eventindex_pick"].test(run_conf=_conf(
         events="\n".join(lines), datatype="AOD", project="data18_13TeV", stream="physics_Main", version="f961_m1831",
-        output="user.tester.pick1.AOD"))
+        output="user.eventindex.pick1.AOD"))
     assert str(run.state) == "success", task_states(run)
-    files = rucio.list_files("user.tester", "user.tester.pick1.AOD")
+    files = rucio.list_files("user.eventindex", "user.eventindex.pick1.AOD")
     got = []
     for f in files:
-        path = rucio.list_replicas([{"scope": "user.tester", "name": f["name"]}])[0]["rses"]["PICKS_DISK"][0][7:]
+        path = rucio.list_replicas([{"scope": "user.eventindex", "name": f["name"]}])[0]["rses"]["PICKS_DISK"][0][7:]
         assert path.startswith(str(rse) + "/")
         with uproot.open(path) as h:
             got += h["events"]["event_number"].array(library="np").tolist()
@@ -65,7 +65,7 @@ def test_pick_run_extracts_exactly_the_found_events_and_registers_the_output(dag
     assert not (eventindex_home / "picks").exists() and not list(eventindex_home.rglob("*.root"))
     with sa.create_engine(Settings.from_env().metadata_url).connect() as conn:
         row = conn.execute(sa.text("select state, found, missing, output_dataset from pick_requests")).one()
-    assert tuple(row) == ("done", 100, 10, "user.tester:user.tester.pick1.AOD")
+    assert tuple(row) == ("done", 100, 10, "user.eventindex:user.eventindex.pick1.AOD")
 
 
 def test_the_panda_backend_without_a_panda_server_is_refused_before_any_work(dagbag, loaded, monkeypatch):
@@ -90,7 +90,7 @@ def test_panda_jobs_that_fail_or_stall_once_are_retried_and_the_request_succeeds
     aod, chosen, text = _aod_request(world, out, 150, seed=3, missing=4)
     panda_standin.faults.update({".00000.1": "fail", ".00001.1": "stall"})  # first attempts of jobs 0 and 1
     run = dagbag.dags["eventindex_pick"].test(run_conf=_conf(
-        events=text, datatype="AOD", stream="physics_Main", version="f961_m1831", output="user.tester.panda.AOD",
+        events=text, datatype="AOD", stream="physics_Main", version="f961_m1831", output="user.eventindex.panda.AOD",
         backend="panda",
         files_per_job=1, job_timeout_minutes=0.1))
     assert str(run.state) == "success", task_states(run)
@@ -99,12 +99,13 @@ def test_panda_jobs_that_fail_or_stall_once_are_retried_and_the_request_succeeds
     n = len({name.split(".")[0] for name in by_name})
     assert n == len(aod["files"]) >= 2 and by_name == {"00000.1": "failed", "00001.1": "cancelled", "00000.2": "finished",
                                                   "00001.2": "finished", **{f"{k:05d}.1": "finished" for k in range(2, n)}}
-    paths = _output_files(rucio, "user.tester", "user.tester.panda.AOD")
-    assert sorted(paths) == sorted(f"user.tester.panda.AOD._{k:05d}.{2 if k < 2 else 1}.pool.root" for k in range(n))
+    paths = _output_files(rucio, "user.eventindex", "user.eventindex.panda.AOD")
+    assert sorted(paths) == sorted(f"user.eventindex.panda.AOD._{k:05d}.{2 if k < 2 else 1}.pool.root"
+                                   for k in range(n))
     src = event_payloads(out / f["path"] for f in aod["files"])
     got = event_payloads(paths.values())
     assert sorted(got) == sorted(e for _, e in chosen) and got == {e: src[e] for e in got}
-    assert [tuple(r)[1:] for r in _pick_rows()] == [("done", 150, 4, "user.tester:user.tester.panda.AOD")]
+    assert [tuple(r)[1:] for r in _pick_rows()] == [("done", 150, 4, "user.eventindex:user.eventindex.panda.AOD")]
 
 
 def test_a_job_failing_every_attempt_fails_the_request_with_the_reason(dagbag, loaded, panda_standin):
@@ -112,7 +113,7 @@ def test_a_job_failing_every_attempt_fails_the_request_with_the_reason(dagbag, l
     _, _, text = _aod_request(world, out, 30, seed=5)
     panda_standin.faults.update({f".00000.{k}": "fail" for k in (1, 2, 3)})  # every try of job 0
     run = dagbag.dags["eventindex_pick"].test(run_conf=_conf(
-        events=text, datatype="AOD", stream="physics_Main", output="user.tester.doomed.AOD", backend="panda",
+        events=text, datatype="AOD", stream="physics_Main", output="user.eventindex.doomed.AOD", backend="panda",
         files_per_job=1))
     assert str(run.state) == "failed"
     assert sorted(j["jobStatus"] for j in panda_standin.jobs.values() if ".00000." in j["jobName"]) == ["failed"] * 3
@@ -124,27 +125,47 @@ def test_a_job_failing_every_attempt_fails_the_request_with_the_reason(dagbag, l
     from eventindex.ddm import DIDNotFound
 
     with pytest.raises(DIDNotFound):  # nothing registered
-        rucio.list_files("user.tester", "user.tester.doomed.AOD")
+        rucio.list_files("user.eventindex", "user.eventindex.doomed.AOD")
 
 
 def test_rerunning_a_finished_request_changes_nothing(dagbag, loaded):
     world, out, _, _, rucio = loaded
     _, chosen, text = _aod_request(world, out, 40, seed=4, missing=2)
-    conf = _conf(events=text, datatype="AOD", output="user.tester.again.AOD", files_per_job=1)
+    conf = _conf(events=text, datatype="AOD", output="user.eventindex.again.AOD", files_per_job=1)
     first = dagbag.dags["eventindex_pick"].test(run_conf=conf)
     assert str(first.state) == "success", task_states(first)
     before = {name: (path, uproot.open(path)["events"].num_entries) for name, path in
-              _output_files(rucio, "user.tester", "user.tester.again.AOD").items()}
+              _output_files(rucio, "user.eventindex", "user.eventindex.again.AOD").items()}
     rows = _pick_rows()
     again = dagbag.dags["eventindex_pick"].test(run_conf=conf)
     assert str(again.state) == "success"
     states = task_states(again)
     assert states["plan"] == "skipped" and states["verify_register_summary"] == "skipped", states
     after = {name: (path, uproot.open(path)["events"].num_entries) for name, path in
-             _output_files(rucio, "user.tester", "user.tester.again.AOD").items()}
+             _output_files(rucio, "user.eventindex", "user.eventindex.again.AOD").items()}
     assert after == before and sum(n for _, n in after.values()) == 40
     assert _pick_rows() == rows
     # the same output name for other events is refused before any work
     other = dagbag.dags["eventindex_pick"].test(run_conf={**conf, "events": "\n".join(text.splitlines()[:5])})
     assert task_states(other)["plan"] == "failed"
-    assert _output_files(rucio, "user.tester", "user.tester.again.AOD").keys() == before.keys()
+    assert _output_files(rucio, "user.eventindex", "user.eventindex.again.AOD").keys() == before.keys()
+
+
+@pytest.mark.parametrize("output", ["data18_13TeV.00358031.physics_Main.merge.AOD.f961_m9999", "user.tester.x.AOD"])
+def test_an_output_outside_the_callers_scopes_is_refused_and_nothing_is_written(dagbag, loaded, eventindex_home,
+                                                                               output):
+    run = dagbag.dags["eventindex_pick"].test(run_conf=_conf(events="358031 1", datatype="AOD", output=output))
+    assert task_states(run)["plan"] == "failed"  # dag.test() acts as the service account: user.eventindex only
+    assert _pick_rows() == [] and not (eventindex_home / "work").exists()
+
+
+def test_a_request_uploaded_to_the_requests_area_is_read_by_uri(dagbag, loaded, eventindex_home):
+    from eventindex.picking.request import upload_events
+
+    world, out, _, _, _ = loaded
+    _, _, text = _aod_request(world, out, 20, seed=5)
+    uri = upload_events(text, str(eventindex_home / "requests"))
+    run = dagbag.dags["eventindex_pick"].test(run_conf=_conf(events="", events_uri=uri, datatype="AOD",
+                                                             output="user.eventindex.byuri.AOD"))
+    assert str(run.state) == "success"
+    assert [tuple(r)[1:] for r in _pick_rows()] == [("done", 20, 0, "user.eventindex:user.eventindex.byuri.AOD")]

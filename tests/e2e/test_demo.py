@@ -36,7 +36,7 @@ def test_make_demo_ingests_through_the_dags_picks_and_a_rerun_changes_nothing(ev
     assert f"{n}/{n} ingestion runs succeeded" in first.stdout
     assert "(the real ATLAS file): DAOD_PHYSLITE file 98D9CF31-D6AF-1F47-B373-0B28FC834EB2 entry" in first.stdout
     assert "no trigger information in" in first.stdout
-    assert "found 1,000, missing 20 -> user.demo:user.demo.picked.AOD" in first.stdout  # step 5: event picking
+    assert "found 1,000, missing 20 -> user.eventindex:user.eventindex.demo.picked.AOD" in first.stdout  # step 5: event picking
     picked = sorted((eventindex_home / "picks").rglob("*.pool.root"))
     assert picked
     # a second call reuses the world, re-indexes idempotently (same objects), and the pick changes nothing

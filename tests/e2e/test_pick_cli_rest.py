@@ -39,12 +39,12 @@ def test_pick_submitted_through_rest_reports_found_and_missing(airflow, tmp_path
     request.write_text("\n".join(f"{a['run_number'][i]} {a['event_number'][i]}" for i in range(0, 50, 5))
                        + f"\n{a['run_number'][0]} 123456789012\n")
     done = subprocess.run([sys.executable, "-m", "eventindex.cli.main", "pick", "--events", str(request), "--type", "AOD",
-                           "--version", "f961_m1831", "--stream", "physics_Main", "--out", "user.e2e.pick.AOD",
+                           "--version", "f961_m1831", "--stream", "physics_Main", "--out", "user.admin.pick.AOD",
                            "--json"], env=env, capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     summary = json.loads(done.stdout.strip().splitlines()[-1])
     assert (summary["state"], summary["found"], summary["missing"]) == ("success", 10, 1)
-    assert summary["output_dataset"] == "user.e2e:user.e2e.pick.AOD"
+    assert summary["output_dataset"] == "user.admin:user.admin.pick.AOD"
     assert summary["missing_events"][0]["reason"] == "event not found"
 
 
@@ -69,7 +69,7 @@ def test_panda_jobs_are_awaited_by_the_triggerer_and_a_stalled_one_is_retried(ai
     request.write_text("\n".join(f"{r} {e}" for r, e in pairs))
     panda_standin.faults[".00001.1"] = "stall"  # tape staging that never ends: killed after the timeout, retried
     done = subprocess.run([sys.executable, "-m", "eventindex.cli.main", "pick", "--events", str(request), "--type", "AOD",
-                           "--version", "f961_m1831", "--stream", "physics_Main", "--out", "user.e2e.panda.AOD",
+                           "--version", "f961_m1831", "--stream", "physics_Main", "--out", "user.admin.panda.AOD",
                            "--backend", "panda", "--files-per-job", "1", "--job-timeout", "0.15", "--json"],
                           env=env, capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
@@ -85,5 +85,5 @@ def test_panda_jobs_are_awaited_by_the_triggerer_and_a_stalled_one_is_retried(ai
     for tries in attempts.values():  # however many timeouts a loaded machine caused: the last try finished
         last = max(tries)
         assert tries[last] == "finished" and all(tries[k] == "cancelled" for k in tries if k != last), attempts
-    assert sorted(summary["files"]) == [f"user.e2e.panda.AOD._{job}.{max(tries)}.pool.root"
+    assert sorted(summary["files"]) == [f"user.admin.panda.AOD._{job}.{max(tries)}.pool.root"
                                         for job, tries in sorted(attempts.items())]

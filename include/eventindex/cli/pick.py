@@ -67,8 +67,9 @@ def cmd_pick(args) -> int:
         return _dry_run(args, settings, request)
     from ..airflow_api import AirflowAPI
 
-    api = AirflowAPI.from_env(settings)
-    run_id = api.trigger("eventindex_pick", request.to_params())
+    api = AirflowAPI.from_env(settings)  # the run's caller is the user the CLI logs in as: its scopes, checked here
+    request = picking.authorize(request, api.user, settings.groups_of(api.user))
+    run_id = api.trigger("eventindex_pick", picking.submission_params(request, settings.requests_area))
     err.print(f"submitted {run_id} to {api.url}")
     with progress() as bar:
         task = bar.add_task("picking", total=None)

@@ -9,16 +9,25 @@ from __future__ import annotations
 
 import hashlib
 import re
+import time
+import uuid
 from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from ..errors import BadRequest, EventIndexError
-from ..naming import DATATYPE_RE, PROJECT_RE, STREAM_RE, TAG_RE, parse
+from ..errors import BadRequest
+from ..naming import DATATYPE_RE, PROJECT_RE, STREAM_RE, TAG_RE
 
 PAIR_RE = re.compile(r"^\s*(\d{1,10})[\s,;:]+(\d{1,20})\s*$")
 BACKENDS = ("local", "panda")
 MAX_RUN, MAX_EVENT = 2**32 - 1, 2**64 - 1
+MAX_INLINE_BYTES = 1 << 20  # the events a run's params carry; bigger requests are uploaded and passed by events_uri
+SERVICE_ACCOUNT = "eventindex"  # who a run nobody triggered (scheduled, dag.test, the library) acts as
+SCOPE_LENGTH, NAME_LENGTH = 25, 250  # Rucio's limits of a scope and a DID name
+ACCOUNT_RE = re.compile(r"^[a-z0-9_-]{1,19}$")  # a Rucio account whose user.<account> scope fits SCOPE_LENGTH
+OUTPUT_RE = re.compile(r"^(user|group)\.[a-z0-9_-]{1,19}\.[A-Za-z0-9][A-Za-z0-9_.-]*$")
+UPLOAD_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,200}$")
+REFUSED_URI = "events_uri: not a request uploaded to the requests area (eventindex pick uploads big requests there)"
 
 
 @dataclass(frozen=True)
@@ -36,14 +45,17 @@ class Parameter:
 
 
 PARAMETERS = (
-    Parameter("events", "", "'run event' pairs, one per line ('#' comments allowed)"),
+    Parameter("events", "", f"'run event' pairs, one per line ('#' comments allowed); at most "
+                            f"{MAX_INLINE_BYTES >> 20} MiB inline: bigger requests go by events_uri"),
+    Parameter("events_uri", None, "instead of events: a bigger request, uploaded to the requests area "
+                                  "(eventindex pick does this itself)", optional=True),
     Parameter("datatype", "AOD", "data type of the events to extract", choices=("RAW", "ESD", "AOD", "DAOD_PHYS",
                                                                                  "DAOD_PHYSLITE")),
     Parameter("project", None, "project tag, e.g. data18_13TeV", optional=True),
     Parameter("stream", None, "trigger stream, e.g. physics_Main", optional=True),
     Parameter("version", None, "AMI tag of the data type (default: the newest loaded)", optional=True),
-    Parameter("output", None, "output dataset, e.g. user.jdoe.picked.AOD (default: one named after the request)",
-              optional=True),
+    Parameter("output", None, "output dataset in your user scope or a group scope you belong to, e.g. "
+                              "user.jdoe.picked.AOD (default: user.<you>.<request>.<type>)", optional=True),
     Parameter("max_events", None, "refuse a request of more events", kind="integer", optional=True, minimum=1),
     Parameter("backend", "local", "where extraction jobs run: this machine's workers, or PanDA", choices=BACKENDS),
     Parameter("files_per_job", 10, "input files per extraction job", kind="integer", minimum=1, maximum=1000),
@@ -51,6 +63,7 @@ PARAMETERS = (
                                           "and retried", kind="number", minimum=0.01),
 )
 DEFAULTS = {p.name: p.default for p in PARAMETERS}
+INPUTS = ("events", "events_uri")  # where the events come from: not options of the steps after the plan
 
 
 @dataclass(frozen=True)
@@ -68,15 +81,27 @@ class PickRequest:
     duplicates_in_request: int = 0
 
     @classmethod
-    def from_params(cls, params: dict) -> "PickRequest":
+    def from_params(cls, params: dict, requests_area: str | None = None) -> "PickRequest":
         """The request from its parameters (the DAG run's conf, a form, the CLI), every one of them checked; unknown
-        names are refused. Raises BadRequest naming the parameter or the line that is wrong."""
+        names are refused. The events come inline (at most :data:`MAX_INLINE_BYTES`) or, with ``events_uri``, from
+        an upload under ``requests_area`` (nothing else is read). Raises BadRequest naming the parameter or the line
+        that is wrong."""
         unknown = sorted(set(params) - set(DEFAULTS))
         if unknown:
             raise BadRequest(f"unknown parameter(s) {', '.join(unknown)}; a request takes {', '.join(DEFAULTS)}")
         request = cls.of(params)
-        events = params.get("events")
-        pairs, dups = parse_events(events if isinstance(events, str) else "")
+        events, uri = params.get("events") or "", params.get("events_uri") or None
+        if not isinstance(events, str):
+            raise BadRequest("events: not text of 'run event' lines")
+        if events.strip() and uri is not None:
+            raise BadRequest("events, events_uri: give one of them, not both")
+        if uri is not None:
+            events = read_uploaded(uri, requests_area)
+        elif len(events.encode()) > MAX_INLINE_BYTES:
+            raise BadRequest(f"events: {len(events.encode()):,} bytes inline, more than the cap of "
+                             f"{MAX_INLINE_BYTES >> 20} MiB ({MAX_INLINE_BYTES:,} bytes); upload a bigger request "
+                             "to the requests area and pass events_uri (eventindex pick does)")
+        pairs, dups = parse_events(events)
         if request.max_events is not None and len(pairs) > request.max_events:
             raise BadRequest(f"the request holds {len(pairs)} events, more than its maximum {request.max_events}")
         return replace(request, events=pairs, duplicates_in_request=dups)
@@ -85,7 +110,7 @@ class PickRequest:
     def of(cls, options: dict) -> "PickRequest":
         """A request without its events, every other parameter checked: what the steps after the plan work with
         (the plan passes them :meth:`options`, the events travel in chunks)."""
-        p = {**DEFAULTS, **{k: v for k, v in options.items() if k != "events" and v is not None}}
+        p = {**DEFAULTS, **{k: v for k, v in options.items() if k not in INPUTS and v is not None}}
         p = {k: (None if v == "" else v) for k, v in p.items()}
         check_options(p)
         return cls(np.empty((0, 2), np.uint64), p["datatype"], p["project"], p["stream"], p["version"] or None,
@@ -98,14 +123,14 @@ class PickRequest:
 
     def options(self) -> dict:
         """Every parameter but the events (small: fit for XCom, logs and the requests table)."""
-        return {p.name: getattr(self, p.name) for p in PARAMETERS if p.name != "events"}
+        return {p.name: getattr(self, p.name) for p in PARAMETERS if p.name not in INPUTS}
 
     def with_events(self, events: np.ndarray) -> "PickRequest":
         return replace(self, events=events)
 
-    def output_name(self, request_id: str) -> str:
-        """The output dataset: as asked, or one named after the request in the service's user scope."""
-        return self.output or f"user.eventindex.{re.sub(r'[^A-Za-z0-9_]', '_', request_id)}.{self.datatype}"
+    def output_name(self, request_id: str, caller: str = SERVICE_ACCOUNT) -> str:
+        """The output dataset: as asked, or one named after the request in the caller's user scope."""
+        return self.output or f"user.{caller}.{re.sub(r'[^A-Za-z0-9_]', '_', request_id)}.{self.datatype}"
 
     def digest(self) -> str:
         """What identifies the request's result: its events and the format, project, stream and version asked for."""
@@ -130,6 +155,8 @@ def check_options(p: dict) -> None:
                 raise BadRequest(f"{spec.name}: {value} is outside {spec.minimum:g}..{spec.maximum or 'no limit'}")
         elif not isinstance(value, str):
             raise BadRequest(f"{spec.name}: {value!r} is not text")
+        if spec.name in INPUTS:
+            continue
         if spec.name == "backend" and value not in BACKENDS:
             raise BadRequest(f"backend: {value!r} is not one of {', '.join(BACKENDS)}")
     if not DATATYPE_RE.match(p["datatype"] or ""):
@@ -146,12 +173,83 @@ def check_options(p: dict) -> None:
 
 
 def check_output(output: str) -> None:
+    """The output's name, before anything is written: a dataset in a user or group scope (never an official one),
+    Rucio-legal characters and lengths, nothing path-like ('/', an absolute path, '..')."""
+    if len(output) > NAME_LENGTH or ".." in output or not OUTPUT_RE.match(output) or \
+            len(output_scope(output)) > SCOPE_LENGTH:
+        raise BadRequest(f"output: {output[:NAME_LENGTH]!r} is not a dataset in a user or group scope like "
+                         f"user.jdoe.picked.AOD (a-z, 0-9, '_', '-' in the scope; then A-Z, a-z, 0-9, '.', '_', "
+                         f"'-', no '..'; at most {NAME_LENGTH} characters)")
+
+
+def output_scope(output: str) -> str:
+    return ".".join(output.split(".")[:2])
+
+
+def check_scope(output: str, caller: str, groups=()) -> None:
+    """Outputs go only to ``user.<caller>`` or to ``group.<name>`` of a group the caller belongs to."""
+    check_output(output)
+    allowed = [f"user.{caller}"] + [f"group.{g}" for g in groups]
+    if output_scope(output) not in allowed:
+        raise BadRequest(f"output: {output!r} is in the scope {output_scope(output)}; {caller} may write only to "
+                         f"{', '.join(allowed)}")
+
+
+def authorize(request: PickRequest, caller: str, groups=(), request_id: str | None = None) -> PickRequest:
+    """The request as ``caller`` (a member of ``groups``) may make it: its output checked against the scope rule,
+    and, given the request's id, the default output named in the caller's user scope. Raises BadRequest."""
+    if not ACCOUNT_RE.match(caller or ""):
+        raise BadRequest(f"output: the user {caller!r} has no Rucio user scope (1-19 of a-z, 0-9, '_', '-')")
+    if request.output is None and request_id is None:
+        return request
+    output = request.output_name(request_id, caller) if request.output is None else request.output
+    check_scope(output, caller, groups)
+    return replace(request, output=output)
+
+
+def read_uploaded(uri, requests_area: str | None) -> str:
+    """The text of an uploaded request: only an object directly under the requests area is read. Anything else,
+    or an object that cannot be read, gets one message, which neither shows content nor tells whether it exists."""
+    from ..staging import uri_of
+    from ..workarea import read_bytes
+
+    if not isinstance(uri, str) or not requests_area:
+        raise BadRequest(REFUSED_URI)
+    if "://" in requests_area:
+        head, _, query = uri.partition("?")
+        base, _, area_query = requests_area.partition("?")
+        name = head[len(base.rstrip("/")) + 1:] if head.startswith(base.rstrip("/") + "/") else ""
+    else:
+        from pathlib import Path
+
+        path = Path(uri).resolve() if "://" not in uri and uri.startswith("/") else None
+        name = path.name if path is not None and path.parent == Path(requests_area).expanduser().resolve() else ""
+    if not UPLOAD_RE.match(name) or ".." in name or uri_of(requests_area, name) != uri:
+        raise BadRequest(REFUSED_URI)
     try:
-        official = parse(output) if output.count(".") >= 4 else None
-    except EventIndexError:
-        official = None
-    if official is None and not re.fullmatch(r"user\.[a-z0-9_-]+\.[A-Za-z0-9_.-]{1,200}", output):
-        raise BadRequest(f"output: {output!r} must be a user dataset like user.jdoe.picked.AOD")
+        return read_bytes(uri).decode("utf-8")
+    except (OSError, ValueError):  # missing, a folder, unreadable, not UTF-8: all the same to the requester
+        raise BadRequest(REFUSED_URI) from None
+
+
+def upload_events(text: str, requests_area: str) -> str:
+    """A request's events as a fresh object under the requests area; its URI (for ``events_uri``)."""
+    from ..staging import atomic_output, open_staging, uri_of
+
+    name = f"{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex}.txt"
+    fs, base = open_staging(requests_area)
+    with atomic_output(fs, f"{base}/{name}") as stream:
+        stream.write(text.encode())
+    return uri_of(requests_area, name)
+
+
+def submission_params(request: PickRequest, requests_area: str) -> dict:
+    """A run's params for ``request``: the events inline up to :data:`MAX_INLINE_BYTES`, else uploaded to the
+    requests area and passed by ``events_uri`` (so that the run's params stay small)."""
+    params = request.to_params()
+    if len(params["events"].encode()) <= MAX_INLINE_BYTES:
+        return params
+    return {**params, "events": "", "events_uri": upload_events(params["events"], requests_area)}
 
 
 def parse_events(text: str) -> tuple[np.ndarray, int]:
