@@ -5,6 +5,7 @@ from datetime import datetime
 from airflow.sdk import DAG, Asset, AssetOrTimeSchedule, CronTriggerTimetable
 
 from eventindex_airflow.consistency import ConsistencyCheckOperator
+from eventindex_airflow.notify import OperatorsNotifier
 
 with DAG(
     dag_id="eventindex_consistency",
@@ -16,4 +17,4 @@ with DAG(
     max_active_runs=1,
     tags=["eventindex", "consistency"],
 ) as dag:
-    ConsistencyCheckOperator(task_id="check", retries=2)
+    ConsistencyCheckOperator(task_id="check", retries=2, on_failure_callback=OperatorsNotifier(kind="consistency"))

@@ -19,6 +19,7 @@ from eventindex.naming import form_pattern
 
 from eventindex_airflow.ingest import (FetchIndexOperator, LoadIndexOperator, PublishIndexOperator,
                                        ValidateIndexOperator, WaitCompleteSensor)
+from eventindex_airflow.notify import OperatorsNotifier
 
 CATALOG_ASSET = Asset("eventindex://catalog", group="eventindex")
 TRANSIENT = dict(retries=4, retry_delay=timedelta(seconds=10), retry_exponential_backoff=True,
@@ -39,7 +40,8 @@ for dag_id, (pool, weight, runs, what) in SOURCES.items():
         catchup=False,
         max_active_runs=runs,
         tags=["eventindex", "ingestion"],
-        default_args={"pool": pool, "priority_weight": weight, "weight_rule": "absolute"},
+        default_args={"pool": pool, "priority_weight": weight, "weight_rule": "absolute",
+                      "on_failure_callback": OperatorsNotifier(kind="ingest")},  # failed or stuck: the operators
         params={
             "dataset": Param("", type="string", minLength=10, maxLength=255, pattern=form_pattern(),
                              description="dataset name (ATLAS nomenclature) or Rucio DID"),

@@ -6,6 +6,7 @@ from airflow.sdk import DAG
 
 from eventindex_airflow.pick import (PickExtractOperator, PickFinishOperator, PickLookupOperator, PickPlanOperator,
                                      PickResolveOperator, pick_params, record_failure, request_from_params)
+from eventindex_airflow.notify import PickEndedNotifier
 
 with DAG(
     dag_id="eventindex_pick",
@@ -14,6 +15,8 @@ with DAG(
     catchup=False,
     max_active_runs=4,
     default_args={"on_failure_callback": record_failure},
+    on_success_callback=PickEndedNotifier(),  # the requester's mail (the run's note: eventindex_airflow.listeners)
+    on_failure_callback=PickEndedNotifier(),
     tags=["eventindex", "picking"],
     params=pick_params(),
     render_template_as_native_obj=True,

@@ -121,6 +121,9 @@ class Settings:
     # Rucio's DID events (Hermes -> the virtual topic VirtualTopic.rucio.events): our own queue of that topic, which
     # keeps what is published while no consumer runs; on the broker of stomp_url
     rucio_events_destination: str = "/queue/Consumer.eventindex.VirtualTopic.rucio.events"
+    # notifications (eventindex.notify): a requester's address is <Airflow user>@mail_domain; the operators' address
+    mail_domain: str | None = None
+    operators_mail: str | None = None
 
     @property
     def world_dir(self) -> Path:
@@ -195,4 +198,6 @@ class Settings:
             phoenix_password=env.get("EVENTINDEX_PHOENIX_PASSWORD") or None,
             phoenix_ca=env.get("EVENTINDEX_PHOENIX_CA") or None,
             rucio_events_destination=env.get("EVENTINDEX_RUCIO_EVENTS") or cls.rucio_events_destination,
+            mail_domain=env.get("EVENTINDEX_MAIL_DOMAIN") or None,
+            operators_mail=env.get("EVENTINDEX_OPERATORS_MAIL") or None,
         )

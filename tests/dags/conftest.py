@@ -11,6 +11,7 @@ _HOME = tempfile.mkdtemp(prefix="ei-airflow-")
 os.environ.update({
     "AIRFLOW_HOME": _HOME,
     "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
+    "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),  # the listener that writes a picking run's note
     "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
     "AIRFLOW__CORE__PARALLELISM": "4",
     "AIRFLOW__CORE__UNIT_TEST_MODE": "False",

@@ -58,3 +58,20 @@ def requests(engine, limit: int = 50) -> list[dict]:
     t = md.pick_requests
     with engine.connect() as conn:
         return [dict(r._mapping) for r in conn.execute(sa.select(t).order_by(t.c.created.desc()).limit(limit))]
+
+
+def request(engine, request_id: str) -> dict | None:
+    """One request's row (parameters and summary decoded), or None."""
+    md.upgrade(engine)
+    t = md.pick_requests
+    with engine.connect() as conn:
+        row = conn.execute(sa.select(t).where(t.c.request_id == request_id)).first()
+    if row is None:
+        return None
+    row = dict(row._mapping)
+    for key in ("params", "summary"):
+        try:
+            row[key] = json.loads(row[key]) if row.get(key) else {}
+        except ValueError:
+            row[key] = {}
+    return row
