@@ -81,3 +81,18 @@ def test_nothing_is_sent_when_no_address_is_configured(dagbag, loaded, mailbox, 
     assert str(run.state) == "failed"
     assert mailbox.wait(1, timeout=1) == []
     assert _note(run) is None  # only picking runs get a note
+
+
+def test_consistency_findings_mail_the_operators(dagbag, loaded, mailbox, monkeypatch):
+    import pyarrow.parquet as pq
+
+    monkeypatch.setenv("EVENTINDEX_OPERATORS_MAIL", "ops@example.org")
+    world, _, staging, catalog, _ = loaded
+    raw = dataset(world, "RAW", stream="physics_MinBias")
+    aod_name = raw["name"].replace("daq.RAW", "merge.AOD.f961_m1831")
+    catalog.load(aod_name, pq.read_table(next((staging / aod_name).glob("*.parquet"))).slice(5))  # 5 events lost
+    run = dagbag.dags["eventindex_consistency"].test()
+    assert str(run.state) == "failed"
+    [mail] = mailbox.wait(1)
+    assert mail.rcpt_tos == ["ops@example.org"] and mail.subject == "[EventIndex] consistency findings"
+    assert "raw_vs_aod" in mail.text
