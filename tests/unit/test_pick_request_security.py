@@ -125,3 +125,19 @@ def test_a_big_request_from_the_cli_goes_by_uri_and_the_params_stay_small(tmp_pa
     assert len(again.events) == 200_000 and again.digest() == request.digest()
     small = picking.submission_params(_request(), str(area))
     assert "events_uri" not in small and small["events"] == "358031 1\n358031 2"
+
+
+def test_the_cli_refuses_an_output_outside_the_users_scopes_before_submitting(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    events = tmp_path / "events.txt"
+    events.write_text("358031 1\n")
+    env = {**os.environ, "EVENTINDEX_HOME": str(tmp_path / "home"), "AIRFLOW_URL": "http://127.0.0.1:9",
+           "EVENTINDEX_AIRFLOW_USER": "jdoe", "EVENTINDEX_AIRFLOW_PASSWORD": "x"}  # port 9: nothing is reached
+    done = subprocess.run([sys.executable, "-m", "eventindex.cli.main", "pick", "--events", str(events), "--type", "AOD",
+                           "--out", "user.alice.picked.AOD"], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode != 0 and "output: 'user.alice.picked.AOD' is in the scope user.alice" in done.stderr
+    assert "cannot reach Airflow" not in done.stderr
+    assert not (tmp_path / "home" / "requests").exists()
