@@ -84,6 +84,7 @@ class Cluster:
                 "EVENTINDEX_WORK": self.s3.uri(BUCKET, "work"),
                 "EVENTINDEX_PICKS": self.s3.uri(BUCKET, "picks"),
                 "EVENTINDEX_PICKS_RSE": "EVENTINDEX_S3",
+                "EVENTINDEX_REQUESTS": self.s3.uri(BUCKET, "requests"),
                 "EVENTINDEX_STOMP_URL": self.stomp_url,
                 "AIRFLOW_URL": self.url, "EVENTINDEX_AIRFLOW_USER": "admin",
                 "EVENTINDEX_AIRFLOW_PASSWORD": self.secrets["password"]}

@@ -64,7 +64,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import pyarrow.fs as pafs
 
-for name in ("EVENTINDEX_STAGING", "EVENTINDEX_WORK", "EVENTINDEX_PICKS"):
+for name in ("EVENTINDEX_STAGING", "EVENTINDEX_WORK", "EVENTINDEX_PICKS", "EVENTINDEX_REQUESTS"):
     uri = os.environ.get(name) or ""
     parts = urlsplit(uri)
     if parts.scheme != "s3":
