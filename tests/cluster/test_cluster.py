@@ -43,7 +43,7 @@ def test_pick_request_writes_its_outputs_to_the_object_store_rse(site, tmp_path)
     request.write_text("".join(f"{r} {e}\n" for r, e in events))
     done = subprocess.run([sys.executable, "-m", "eventindex.cli.main", "pick", "--events", str(request),
                            "--type", "AOD", "--version", "f961_m1831", "--stream", "physics_Main",
-                           "--out", "user.cluster.pick.AOD", "--json"],
+                           "--out", "user.admin.pick.AOD", "--json"],
                           env={**_client_env(site)}, capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     summary = json.loads(done.stdout.strip().splitlines()[-1])
