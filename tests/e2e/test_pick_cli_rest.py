@@ -82,8 +82,9 @@ def test_panda_jobs_are_awaited_by_the_triggerer_and_a_stalled_one_is_retried(ai
         attempts.setdefault(job, {})[int(attempt)] = j["jobStatus"]
     assert set(attempts) == {"00000", "00001"}
     assert attempts["00001"][1] == "cancelled" and len(attempts["00001"]) >= 2  # the stalled job: killed, retried
-    for tries in attempts.values():  # however many timeouts a loaded machine caused: the last try finished
-        last = max(tries)
-        assert tries[last] == "finished" and all(tries[k] == "cancelled" for k in tries if k != last), attempts
+    for tries in attempts.values():  # however many timeouts a loaded machine caused: the last try finished (an
+        last = max(tries)              # earlier one was killed, or finished just as its timeout fired)
+        assert tries[last] == "finished" and all(tries[k] in ("cancelled", "finished") for k in tries if k != last), \
+            attempts
     assert sorted(summary["files"]) == [f"user.admin.panda.AOD._{job}.{max(tries)}.pool.root"
                                         for job, tries in sorted(attempts.items())]
