@@ -2,12 +2,12 @@
 # Set up what `make demo` and `make test` need on a fresh Debian 12 + Python 3.11 machine, idempotently:
 # system packages (apt), the venv at .venv/ with the locked dependencies (uv), and the project itself (editable).
 # Usage: scripts/setup.sh [--test]   (--test adds what the test suite's real services need: ActiveMQ, PostgreSQL, Redis,
-# and Debian's docker-compose that validates docker-compose.yaml)
+# Debian's docker-compose that validates docker-compose.yaml, and Debian's chromium for the browser tests)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 want=(libkrb5-dev gcc python3-dev)
-[ "${1:-}" = "--test" ] && want+=(activemq postgresql curl redis-server docker-compose)
+[ "${1:-}" = "--test" ] && want+=(activemq postgresql curl redis-server docker-compose chromium)
 python3 -c 'import venv, ensurepip' 2>/dev/null || want+=(python3-venv)
 
 missing=()
