@@ -121,9 +121,9 @@ def cmd_picks(args) -> int:
     if settings.metadata_url.startswith("sqlite:///") and not Path(settings.metadata_url[10:]).exists():
         rows = []  # a fresh home: nothing was ever requested (and reading must not create the DB)
     else:
-        rows = [_decoded(r) for r in picking.requests(make_engine(settings.metadata_url), args.limit)]
+        rows = picking.history.listing(make_engine(settings.metadata_url), args.limit)
     if args.json:
-        print(json.dumps(rows, default=str))
+        print(json.dumps(rows))
         return 0
     if not rows:
         err.print("no picking requests yet: submit one with `eventindex pick --events FILE --type AOD`")
@@ -135,20 +135,6 @@ def cmd_picks(args) -> int:
                   str(r["missing"] or ""), r["output_dataset"] or "", r["error"] or "")
     out.print(t)
     return 0
-
-
-def _decoded(row: dict) -> dict:
-    """The JSON text columns as objects (so that --json is JSON all the way down), and the summary's error."""
-    row = dict(row)
-    for key in ("params", "summary"):
-        if isinstance(row.get(key), str):
-            try:
-                row[key] = json.loads(row[key])
-            except ValueError:
-                pass
-    summary = row.get("summary")
-    row["error"] = summary.get("error") if isinstance(summary, dict) else None
-    return row
 
 
 def cmd_extract_job(args) -> int:

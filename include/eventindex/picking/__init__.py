@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from ..errors import BadRequest
 from .extraction import extract, output_did, register_output, verify
-from .history import previous_result, record, requests
+from .history import listing, previous_result, record, requests
 from .planner import Plan, lookup, plan, resolve, run_chunks
 from .request import (MAX_INLINE_BYTES, PARAMETERS, SERVICE_ACCOUNT, PickRequest, authorize, check_scope, parse_events,
                       submission_params)
@@ -37,6 +37,6 @@ def runner_for(settings, request_id: str, catalog=None, ddm=None, engine=None) -
 
 
 __all__ = ["BadRequest", "MAX_CHUNKS", "MAX_INLINE_BYTES", "PARAMETERS", "SERVICE_ACCOUNT", "PickRequest", "PickRunner",
-           "Plan", "authorize", "check_scope", "extract", "lookup",
+           "Plan", "authorize", "check_scope", "extract", "listing", "lookup",
            "output_did", "parse_events", "plan", "previous_result", "record", "register_output", "requests",
            "resolve", "run_chunks", "runner_for", "submission_params", "verify"]

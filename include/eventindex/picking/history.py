@@ -60,18 +60,30 @@ def requests(engine, limit: int = 50) -> list[dict]:
         return [dict(r._mapping) for r in conn.execute(sa.select(t).order_by(t.c.created.desc()).limit(limit))]
 
 
+def listing(engine, limit: int = 50) -> list[dict]:
+    """The newest requests as JSON-native rows (what `eventindex picks --json` and the web app show): parameters
+    and summary decoded, the summary's error as a column, times in ISO 8601."""
+    return [_decoded(r) for r in requests(engine, limit)]
+
+
+def _decoded(row: dict) -> dict:
+    row = dict(row)
+    for key in ("params", "summary"):
+        if isinstance(row.get(key), str):
+            try:
+                row[key] = json.loads(row[key])
+            except ValueError:
+                pass
+    summary = row.get("summary")
+    row["error"] = summary.get("error") if isinstance(summary, dict) else None
+    row["created"] = row["created"].isoformat() if row.get("created") is not None else None
+    return row
+
+
 def request(engine, request_id: str) -> dict | None:
-    """One request's row (parameters and summary decoded), or None."""
+    """One request's row as :func:`listing` gives it, or None."""
     md.upgrade(engine)
     t = md.pick_requests
     with engine.connect() as conn:
         row = conn.execute(sa.select(t).where(t.c.request_id == request_id)).first()
-    if row is None:
-        return None
-    row = dict(row._mapping)
-    for key in ("params", "summary"):
-        try:
-            row[key] = json.loads(row[key]) if row.get(key) else {}
-        except ValueError:
-            row[key] = {}
-    return row
+    return None if row is None else _decoded(dict(row._mapping))

@@ -1,0 +1,73 @@
+"""The FastAPI app Airflow mounts at ``/eventindex``: the REST API (``/api/v1``), the pages (``/ui/...``) and their
+static files. Errors of the core map to HTTP statuses in one place: bad input 400 (the message names the parameter),
+not found 404, a service down 503."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse, RedirectResponse
+from fastapi.staticfiles import StaticFiles
+
+from eventindex.errors import BadInput, ConfigurationError, EventIndexError, NotFound, TransientError
+
+from .api import datasets, picks, queries
+
+HERE = Path(__file__).parent
+PAGES = ("operations", "queries", "picking")
+TITLES = {"operations": "Operations", "queries": "Queries", "picking": "Event picking"}
+
+
+def _status(exc: EventIndexError) -> int:
+    if isinstance(exc, BadInput):
+        return 400
+    if isinstance(exc, NotFound):
+        return 404
+    if isinstance(exc, (TransientError, ConfigurationError)):
+        return 503
+    return 500
+
+
+def create_app() -> FastAPI:
+    app = FastAPI(title="EventIndex", version="1",
+                  description="The event catalogue's REST API: datasets, event lookup, counts, overlaps, selections "
+                              "and event picking. Authenticate with Airflow's JWT (`POST /auth/token`) as a Bearer "
+                              "token, or the Airflow UI's session.")
+    for router in (datasets.router, queries.router, picks.router):
+        app.include_router(router, prefix="/api/v1")
+
+    @app.exception_handler(EventIndexError)
+    async def _core_error(request: Request, exc: EventIndexError):
+        return JSONResponse({"detail": str(exc)}, status_code=_status(exc))
+
+    @app.exception_handler(RequestValidationError)
+    async def _bad_parameter(request: Request, exc: RequestValidationError):
+        """FastAPI's 422 as the 400 every other bad parameter gets, naming the parameter."""
+        problems = [f"{'.'.join(str(p) for p in e['loc'][1:]) or e['loc'][0]}: {e['msg']}" for e in exc.errors()]
+        return JSONResponse({"detail": "; ".join(problems)}, status_code=400)
+
+    app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
+
+    @app.get("/", include_in_schema=False)
+    def _index(request: Request):
+        return RedirectResponse(f"{request.scope.get('root_path', '')}/ui/operations")
+
+    for page in PAGES:
+        app.add_api_route(f"/ui/{page}", _page(page), include_in_schema=False, methods=["GET"])
+    return app
+
+
+def _page(name: str):
+    """A page is static HTML: it holds no data (its scripts fetch the API with the caller's session)."""
+    path = HERE / "pages" / f"{name}.html"
+
+    def page():
+        return FileResponse(path, media_type="text/html", headers={"Cache-Control": "no-cache"})
+
+    page.__name__ = f"page_{name}"
+    return page
+
+
+app = create_app()
