@@ -34,13 +34,13 @@ COPY pyproject.toml README.md ./
 COPY include/ include/
 COPY operators/ operators/
 COPY harness/ harness/
+COPY plugins/ plugins/
 RUN uv pip install --system --no-deps -e . \
- && python -m compileall -q include operators harness \
- && python -c "import eventindex.cli.main, eventindex.catalog, eventindex.picking, eventindex.sim, eventindex_harness" \
+ && python -m compileall -q include operators harness plugins \
+ && python -c "import eventindex.cli.main, eventindex.catalog, eventindex.picking, eventindex.sim, eventindex_harness, eventindex_web.api" \
  && eventindex --help >/dev/null
 
 COPY dags/ dags/
-COPY plugins/ plugins/
 COPY scripts/ scripts/
 COPY sql/ sql/
 
