@@ -21,10 +21,10 @@ TITLES = {"operations": "Operations", "queries": "Queries", "picking": "Event pi
 
 
 def _status(exc: EventIndexError) -> int:
+    if isinstance(exc, NotFound):  # before BadInput: an unknown dataset is both
+        return 404
     if isinstance(exc, BadInput):
         return 400
-    if isinstance(exc, NotFound):
-        return 404
     if isinstance(exc, (TransientError, ConfigurationError)):
         return 503
     return 500

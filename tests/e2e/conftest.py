@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -51,3 +52,66 @@ def world_home(eventindex_home, staged_world):
     eventindex_home.mkdir(parents=True, exist_ok=True)
     register_world(LocalRucio(Settings.from_env().local_rucio_url), world, out)
     return world, out, staging
+
+
+WEB_USERS = {"admin": "admin", "viewer": "viewer", "analyst": "user"}  # Airflow's simple auth manager roles
+
+
+@dataclass
+class WebSite:
+    """Airflow standalone with the EventIndex plugin over the small world (loaded), three users of three roles."""
+
+    env: dict[str, str]
+    passwords: dict[str, str]
+    world: dict
+    world_dir: Path
+
+    @property
+    def url(self) -> str:
+        return self.env["AIRFLOW_URL"]
+
+    def token(self, user: str) -> str:
+        return AirflowAPI(self.url, user, self.passwords[user])._token()
+
+    def call(self, method: str, path: str, user: str | None = "admin", token: str | None = None,
+             body: bytes | None = None, headers: dict | None = None):
+        """(status, parsed JSON or raw bytes, headers) of a call to the EventIndex app; never raises on a status."""
+        import urllib.error
+        import urllib.request
+
+        headers = dict(headers or {})
+        if token or user:
+            headers["Authorization"] = f"Bearer {token or self.token(user)}"
+        req = urllib.request.Request(f"{self.url}/eventindex{path}", method=method, data=body, headers=headers)
+        try:
+            with urllib.request.urlopen(req, timeout=120) as resp:
+                status, data, got = resp.status, resp.read(), {k.lower(): v for k, v in resp.headers.items()}
+        except urllib.error.HTTPError as exc:
+            status, data, got = exc.code, exc.read(), {k.lower(): v for k, v in exc.headers.items()}
+        try:
+            return status, json.loads(data), got
+        except ValueError:
+            return status, data, got
+
+    def cli(self, *args: str) -> str:
+        done = subprocess.run([str(ROOT / ".venv/bin/eventindex"), *args], env=self.env, capture_output=True,
+                              text=True, timeout=300)
+        assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+        return done.stdout
+
+
+@pytest.fixture(scope="session")
+def web(staged_world, tmp_path_factory):
+    from eventindex.catalog import open_catalog
+    from eventindex.catalog.loader import load_staged
+
+    world, out, staging = staged_world
+    base = tmp_path_factory.mktemp("web")
+    settings = Settings.from_env({"EVENTINDEX_HOME": str(base / "eventindex-home")})
+    settings.home.mkdir(parents=True)
+    register_world(LocalRucio(settings.local_rucio_url), world, out)
+    load_staged(open_catalog(settings), str(staging))
+    users = ",".join(f"{u}:{r}" for u, r in WEB_USERS.items())
+    with standalone(base / "airflow", settings.home, {"AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": users}) as env:
+        generated = base / "airflow" / "simple_auth_manager_passwords.json.generated"
+        yield WebSite(env, json.loads(generated.read_text()), world, out)
