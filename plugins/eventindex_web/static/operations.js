@@ -4,7 +4,7 @@
   const { api, qs, $, el, clear, loading, showError, clearError, num, time, badge, link, renderTable, autoColumns,
     kv, chart, busy } = window.EI;
 
-  const KNOWN_STATES = ["loaded", "obsolete", "erased"];
+  const NO_SOURCE = "not known yet";  // datasets on their way in: their source is null
   const page = { offset: 0, limit: 100, total: 0, filters: {}, selected: null };
 
   /* ---------- summary, in flight, reports ---------- */
@@ -23,7 +23,7 @@
       events: t.events + (Number(r.events) || 0) }), { datasets: 0, events: 0 });
     const table = renderTable($("#by-state-wrap"), [
       { key: "state", label: "state", render: (r) => badge(r.state) },
-      { key: "source", label: "source" },
+      { key: "source", label: "source", render: (r) => r.source ?? el("span", { class: "hint" }, NO_SOURCE) },
       { key: "datasets", label: "datasets", num: true },
       { key: "events", label: "events", num: true },
     ], byState, { testid: "by-state", rowTestid: "by-state-row", empty: "No datasets yet.",
@@ -32,15 +32,15 @@
       table.tBodies[0].append(el("tr", { class: "total", "data-testid": "by-state-total" }, el("td", null, "total"),
         el("td"), el("td", { class: "num" }, num(totals.datasets)), el("td", { class: "num" }, num(totals.events))));
     }
-    fillSelect($("#filter-state"), [...KNOWN_STATES, ...byState.map((r) => r.state)]);
     fillSelect($("#filter-source"), byState.map((r) => r.source));
 
     chart($("#chart-by-state"), {
-      data: { values: byState },
+      data: { values: byState.map((r) => ({ ...r, source: r.source ?? NO_SOURCE })) },
       mark: { type: "bar", tooltip: true },
       height: 180,
       encoding: {
-        x: { field: "state", type: "nominal", title: "state", axis: { labelAngle: 0 } },
+        x: { field: "state", type: "nominal", title: "state", axis: { labelAngle: 0 },
+          sort: [...new Set(byState.map((r) => r.state))] },
         y: { aggregate: "sum", field: "datasets", type: "quantitative", title: "datasets" },
         color: { field: "source", type: "nominal", title: "source" },
         tooltip: [{ field: "state" }, { field: "source" }, { field: "datasets", type: "quantitative", format: "," },
@@ -71,9 +71,9 @@
     renderTable(container, cols, rows, { testid, rowTestid: testid + "-row", empty });
   }
 
-  function datasetButton(name) {
+  function datasetButton(name, testid = "report-dataset-link") {
     if (!name) return "";
-    return el("button", { type: "button", class: "link mono", "data-testid": "dataset-link", "data-name": name,
+    return el("button", { type: "button", class: "link mono", "data-testid": testid, "data-name": name,
       onclick: () => showDetails(name) }, name);
   }
 
@@ -149,7 +149,7 @@
     $("#prev-page").disabled = page.offset <= 0;
     $("#next-page").disabled = page.offset + rows.length >= page.total;
     renderTable(wrap, [
-      { key: "name", label: "dataset", class: "name", render: (r) => datasetButton(r.name) },
+      { key: "name", label: "dataset", class: "name", render: (r) => datasetButton(r.name, "dataset-link") },
       { key: "status", label: "status", render: (r) => badge(r.status) },
       { key: "source", label: "source" },
       { key: "project", label: "project" },
@@ -168,13 +168,14 @@
         class: r.name === page.selected ? "selected" : null }) });
   }
 
-  function actionButton(name, status) {
+  function actionButton(name, status, prefix = "") {
     if (status === "loaded") {
-      return el("button", { type: "button", class: "small danger", "data-testid": "obsolete-button", "data-name": name,
+      return el("button", { type: "button", class: "small danger", "data-testid": prefix + "obsolete-button",
+        "data-name": name,
         onclick: (ev) => retire(name, "obsolete", ev.currentTarget) }, "Declare obsolete");
     }
     if (status === "obsolete") {
-      return el("button", { type: "button", class: "small", "data-testid": "restore-button", "data-name": name,
+      return el("button", { type: "button", class: "small", "data-testid": prefix + "restore-button", "data-name": name,
         onclick: (ev) => retire(name, "restore", ev.currentTarget) }, "Restore");
     }
     return "";
@@ -245,7 +246,7 @@
     }
     if (page.selected !== name) return;
     panel.dataset.status = d.status || "";
-    $("#details-action").append(actionButton(d.name || name, d.status));
+    $("#details-action").append(actionButton(d.name || name, d.status, "details-"));
     clear(body);
     const section = (title, testid, content) => el("section", { "data-testid": testid }, el("h3", null, title),
       content);

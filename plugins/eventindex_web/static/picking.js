@@ -39,7 +39,8 @@
       return;
     }
     clear(result).append("Request ", el("strong", { class: "mono", "data-testid": "pick-request-id" }, res.request_id),
-      " submitted", res.state ? [" (", badge(res.state), ")"] : "", ": ",
+      " submitted", ...(res.state ? [" (", badge(res.state), ")"] : []),
+      res.events !== undefined ? ` with ${num(res.events)} events` : "", ": ",
       link(res.run_url, "open its run in Airflow", { "data-testid": "pick-run-link" }), ".");
     result.hidden = false;
     state.submitted = res;
@@ -125,11 +126,11 @@
       ...content);
     const span = (testid, v) => el("span", { "data-testid": testid }, v);
 
-    body.append(section("Status", "pick-status", kv([
+    body.append(section("Status", "details-status", kv([
       ["state", span("pick-state", badge(d.state))],
       ["run", span("run-state", [badge(run.state), " ", link(run.url || d.run_url, "open in Airflow",
         { "data-testid": "details-run-link" })])],
-      ["run started", time(run.start)], ["run ended", time(run.end)],
+      ["run started", time(run.start)], ["run ended", time(run.end)], ["run note", run.note],
       ["created", time(d.created)],
       ["requested", num(d.requested)],
       ["found", span("pick-found", num(d.found ?? summary.found))],
@@ -141,7 +142,7 @@
     ])));
 
     const files = Array.isArray(summary.files) ? summary.files : [];
-    body.append(section("Output", "pick-output",
+    body.append(section("Output", "details-output",
       kv([["dataset", span("output-dataset", d.output_dataset || summary.output_dataset || "")],
         ["location", summary.output_uri], ["RSE", summary.output_rse], ["backend", summary.backend],
         ["input files", num(summary.input_files)]]),
@@ -161,7 +162,7 @@
         empty: "The missing events are listed once the request is planned." });
       const more = Number(d.missing) > missing.length && missing.length
         ? el("p", { class: "hint" }, `The first ${num(missing.length)} of ${num(d.missing)} missing events.`) : null;
-      body.append(section("Missing events", "pick-missing-events", box, more));
+      body.append(section("Missing events", "details-missing", box, more));
     }
 
     const tasksBox = el("div");
@@ -171,16 +172,20 @@
         render: (r) => (r.map_index === undefined || r.map_index === null || r.map_index < 0 ? "" : String(r.map_index)) },
       { key: "state", label: "state", render: (r) => badge(r.state) },
       { key: "try_number", label: "try", num: true },
+      { key: "start", label: "start", render: (r) => time(r.start) },
+      { key: "end", label: "end", render: (r) => time(r.end) },
       { key: "log_url", label: "log", render: (r) => link(r.log_url, "log", { "data-testid": "log-link" }) },
     ], d.tasks || [], { testid: "tasks-table", rowTestid: "task-row", empty: "No tasks yet.",
       rowAttrs: (r) => ({ "data-task-id": r.task_id, "data-state": r.state }) });
-    body.append(section("Tasks", "pick-tasks", tasksBox));
+    body.append(section("Tasks", "details-tasks", tasksBox));
 
     const failed = d.failed_steps || [];
     if (failed.length) {
       body.append(section("Failed steps", "failed-steps", ...failed.map((f) => el("div",
         { class: "error", "data-testid": "failed-step", "data-task-id": f.task_id },
-        el("strong", { class: "mono" }, f.task_id), ": ", String(f.error ?? "")))));
+        el("strong", { class: "mono" }, f.task_id + (f.map_index >= 0 ? `[${f.map_index}]` : "")), ": ",
+        f.error ? String(f.error) : "no error text recorded, see its log", " ",
+        link(f.log_url, "(log)", { "data-testid": "failed-step-log" })))));
     }
   }
 
@@ -189,7 +194,9 @@
     const detail = state.detail;
     const detailActive = detail && (detail.pending || !DONE.has(detail.state) ||
       (detail.run && RUN_ACTIVE.has(detail.run.state)));
-    return state.rows.some((r) => !DONE.has(r.state)) || Boolean(detailActive);
+    // a request left unfinished for a day (its run died before recording the outcome) stops the polling
+    const recent = (r) => !r.created || Date.now() - Date.parse(r.created) < 86400e3;
+    return state.rows.some((r) => !DONE.has(r.state) && recent(r)) || Boolean(detailActive && recent(detail));
   }
 
   function schedule() {
