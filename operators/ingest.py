@@ -120,7 +120,8 @@ class LoadIndexOperator(IngestOperator):
     def execute(self, context) -> dict:
         fetched = ingest.Fetched(**self.fetched)
         try:
-            result = ingest.load(self.catalog(), fetched, reindex=self.reindex in (True, "True"))
+            source = ingest.source_of(self.dag_id, context.get("run_id"))
+            result = ingest.load(self.catalog(), fetched, reindex=self.reindex in (True, "True"), source=source)
         except BadInput as exc:
             raise AirflowFailException(str(exc)) from None
         if result is None:

@@ -1,17 +1,19 @@
 """Write the events passing a selection to a file a user can open elsewhere (CSV, Parquet or JSON).
 
 The file appears whole or not at all: it is written under ``NAME.part`` and renamed at the end, so a reader never
-sees half a selection, and a failure (an unknown column, a full disk) leaves nothing behind.
+sees half a selection, and a failure (an unknown column, a full disk) leaves nothing behind. The same encoding
+streams a selection to a web client chunk by chunk (``stream_selection``).
 """
 
 from __future__ import annotations
 
+import io
 import json
 import os
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
-from .errors import BadInput
+from .errors import BadInput, BadRequest
 
 FORMATS = ("csv", "parquet", "json")
 
@@ -33,51 +35,120 @@ def output_format(path: str | Path) -> str:
 def write_selection(catalog, selection, columns: list[str] | None, path: str | Path,
                     progress: Callable[[int, int], None] | None = None) -> int:
     """Write the selected events; returns how many. ``progress(written, total)`` is called after each batch."""
-    import pyarrow as pa
-    import pyarrow.csv as pacsv
-    import pyarrow.parquet as pq
-
     fmt = output_format(path)
     path = Path(path)
     total = catalog.count(selection) if progress else 0
     tmp = path.with_name(path.name + ".part")
-    written, writer, json_first = 0, None, True
-    fh = open(tmp, "w") if fmt == "json" else None
+    counted = _Counted(catalog.select(selection, columns), None,
+                       (lambda n: progress(n, total)) if progress else None)
     try:
-        for batch in catalog.select(selection, columns):
-            batch = _printable(batch) if fmt != "parquet" else batch
-            if fmt == "parquet":
-                writer = writer or pq.ParquetWriter(str(tmp), batch.schema, compression="zstd")
-                writer.write_batch(batch)
-            elif fmt == "csv":
-                writer = writer or pacsv.CSVWriter(str(tmp), batch.schema)
-                writer.write_batch(batch)
-            else:
-                for row in batch.to_pylist():
-                    fh.write(("[" if json_first else ",\n") + json.dumps(row))
-                    json_first = False
-            written += batch.num_rows
-            if progress:
-                progress(written, total)
-        if fmt == "json":
-            fh.write("[]" if json_first else "]\n")
-        if writer is None and fmt != "json":  # nothing selected: still a valid, empty file
-            empty = pa.table({c: pa.array([], pa.string()) for c in (columns or ["dataset"])})
-            pq.write_table(empty, str(tmp)) if fmt == "parquet" else pacsv.write_csv(empty, str(tmp))
+        with open(tmp, "wb") as fh:
+            for chunk in encode(counted, fmt, columns):
+                fh.write(chunk)
     except BaseException:
-        _close(writer, fh)
         tmp.unlink(missing_ok=True)
         raise
-    _close(writer, fh)
     os.replace(tmp, path)
-    return written
+    return counted.rows
 
 
-def _close(writer, fh) -> None:
-    if writer is not None:
-        writer.close()
-    if fh is not None and not fh.closed:
-        fh.close()
+def stream_selection(catalog, selection, columns: list[str] | None, fmt: str,
+                     limit: int | None = None) -> Iterator[bytes]:
+    """The selected events as chunks of a CSV, JSON (one array) or Parquet file, for a response streamed to a
+    client; at most ``limit`` rows (None: all). The format, the limit and the columns are checked at the call, before
+    the first chunk is asked for."""
+    fmt = fmt.lower() if isinstance(fmt, str) else fmt
+    if fmt not in FORMATS:
+        raise BadRequest(f"format {fmt!r} is not one of {', '.join(FORMATS)}")
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 0):
+        raise BadRequest(f"limit {limit!r} is not a whole number >= 0")
+    return encode(_Counted(catalog.select(selection, columns), limit), fmt, columns)
+
+
+class _Counted:
+    """Batches passed on and counted, cut at ``limit`` rows; ``after(rows so far)`` once each batch is used."""
+
+    def __init__(self, batches, limit: int | None = None, after: Callable[[int], None] | None = None):
+        self.batches, self.limit, self.after, self.rows = batches, limit, after, 0
+
+    def __iter__(self):
+        try:
+            for batch in self.batches:
+                if self.limit is not None and self.rows + batch.num_rows > self.limit:
+                    batch = batch.slice(0, self.limit - self.rows)
+                if batch.num_rows or self.limit is None:
+                    yield batch
+                self.rows += batch.num_rows
+                if self.after:
+                    self.after(self.rows)
+                if self.limit is not None and self.rows >= self.limit:
+                    break
+        finally:
+            close = getattr(self.batches, "close", None)
+            if close:  # a query stopped early releases its connection now
+                close()
+
+
+class _Sink(io.RawIOBase):
+    """A write-only file that hands out what was written so far and forgets it, but keeps counting its position
+    (Parquet records offsets in its footer)."""
+
+    def __init__(self):
+        self.parts, self.pos = [], 0
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data) -> int:
+        self.parts.append(bytes(data))
+        self.pos += len(data)
+        return len(data)
+
+    def tell(self) -> int:
+        return self.pos
+
+    def take(self) -> bytes:
+        out, self.parts = b"".join(self.parts), []
+        return out
+
+
+def encode(batches, fmt: str, columns: list[str] | None) -> Iterator[bytes]:
+    """Record batches as the bytes of one CSV, Parquet or JSON (array) file, a chunk per batch; nothing selected
+    still makes a valid, empty file."""
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+    import pyarrow.parquet as pq
+
+    sink, writer, first = _Sink(), None, True
+    try:
+        for batch in batches:
+            if fmt == "parquet":
+                writer = writer or pq.ParquetWriter(sink, batch.schema, compression="zstd")
+                writer.write_batch(batch)
+            elif fmt == "csv":
+                batch = _printable(batch)
+                writer = writer or pacsv.CSVWriter(sink, batch.schema)
+                writer.write_batch(batch)
+            else:
+                rows = ",\n".join(json.dumps(row) for row in _printable(batch).to_pylist())
+                if rows:
+                    sink.write((("[" if first else ",\n") + rows).encode())
+                    first = False
+            chunk = sink.take()
+            if chunk:
+                yield chunk
+        if fmt == "json":
+            sink.write(b"[]" if first else b"]\n")
+        elif writer is None:
+            empty = pa.table({c: pa.array([], pa.string()) for c in (columns or ["dataset"])})
+            pq.write_table(empty, sink) if fmt == "parquet" else pacsv.write_csv(empty, sink)
+        else:
+            writer.close()
+            writer = None
+        yield sink.take()
+    finally:
+        if writer is not None:
+            writer.close()
 
 
 def _printable(batch):

@@ -175,9 +175,23 @@ def record_problems(metadata_url_or_engine, problems: list[Problem]) -> int:
     return len(problems)
 
 
-def load(catalog, fetched: Fetched, reindex: bool = False):
+def source_of(dag_id: str, run_id: str | None = None) -> str:
+    """The ingestion source recorded with a dataset, from the ingesting DAG and run: ``eventindex_ingest_tier0`` ->
+    tier0, ``eventindex_ingest_campaign`` -> campaign, ``eventindex_ingest`` -> grid, or manual when a person
+    triggered the run (``manual__...``) or the DAG is none of these."""
+    if dag_id == "eventindex_ingest_tier0":
+        return "tier0"
+    if dag_id == "eventindex_ingest_campaign":
+        return "campaign"
+    if dag_id == "eventindex_ingest" and not (run_id or "").startswith("manual__"):
+        return "grid"
+    return "manual"
+
+
+def load(catalog, fetched: Fetched, reindex: bool = False, source: str | None = None):
     """Load the fetched version; ``None`` when exactly this version (the same job parts) is loaded already, unless
-    ``reindex`` asks to load it again (a reprocessing campaign re-ingested on purpose)."""
+    ``reindex`` asks to load it again (a reprocessing campaign re-ingested on purpose). ``source``: see
+    ``source_of``."""
     if not reindex and progress.loaded_parts(catalog.engine, fetched.dataset) == fetched.parts:
         try:
             row = catalog.show(fetched.dataset)
@@ -186,7 +200,8 @@ def load(catalog, fetched: Fetched, reindex: bool = False):
         except NotFound:
             pass  # the progress table says loaded, the catalogue does not have it: load
     lfns = {guid_key(g["guid"]): {"lfn": g.get("lfn")} for s in fetched.summaries for g in s.get("guids", [])}
-    result = catalog.load(fetched.dataset, [read_parquet(uri) for uri in fetched.parquet], files_meta=lfns)
+    result = catalog.load(fetched.dataset, [read_parquet(uri) for uri in fetched.parquet], files_meta=lfns,
+                          source=source)
     progress.record_loaded(catalog.engine, fetched.dataset, fetched.parts, result.nevents)
     return result
 

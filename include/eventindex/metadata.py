@@ -14,7 +14,7 @@ from pathlib import Path
 import sqlalchemy as sa
 from sqlalchemy.schema import CreateIndex, CreateTable
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 metadata = sa.MetaData()
 
 schema_version = sa.Table(
@@ -34,7 +34,7 @@ datasets = sa.Table(
     sa.Column("prodstep", sa.String(16), nullable=False),
     sa.Column("datatype", sa.String(32), nullable=False),
     sa.Column("version", sa.String(128), nullable=False),  # AMI tag chain; "" for RAW
-    sa.Column("status", sa.String(16), nullable=False),  # loaded | obsolete
+    sa.Column("status", sa.String(16), nullable=False),  # loaded | obsolete | erased
     sa.Column("nfiles", sa.Integer, nullable=False),
     sa.Column("nevents", sa.BigInteger, nullable=False),
     sa.Column("unique_events", sa.BigInteger, nullable=False),
@@ -49,6 +49,7 @@ datasets = sa.Table(
     sa.Column("load_id", sa.String(64), nullable=False),
     sa.Column("loaded_at", sa.DateTime, nullable=False),
     sa.Column("obsolete_at", sa.DateTime),
+    sa.Column("source", sa.String(16)),  # schema version 7: tier0 | grid | campaign | manual; NULL before
     sa.Index("ix_datasets_run", "run_number", "datatype"),
     sa.Index("ix_datasets_status", "status"),
 )
@@ -91,7 +92,7 @@ load_history = sa.Table(
     "load_history", metadata,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
     sa.Column("dataset", sa.String(255), nullable=False, index=True),
-    sa.Column("action", sa.String(16), nullable=False),  # load | reload | obsolete
+    sa.Column("action", sa.String(16), nullable=False),  # load | reload | obsolete | erase | restore
     sa.Column("load_id", sa.String(64)),
     sa.Column("replaced_load_id", sa.String(64)),
     sa.Column("nevents", sa.BigInteger),
@@ -198,7 +199,13 @@ def _v6(conn) -> None:
     metadata.create_all(conn, tables=[run_periods])
 
 
-MIGRATIONS = {1: _v1, 2: _v2, 3: _v3, 4: _v4, 5: _v5, 6: _v6}  # version -> function(connection); append, never edit
+def _v7(conn) -> None:
+    if "source" not in {c["name"] for c in sa.inspect(conn).get_columns("datasets")}:  # v1 of today makes it
+        conn.execute(sa.text("ALTER TABLE datasets ADD COLUMN source VARCHAR(16)"))
+
+
+# version -> function(connection); append, never edit
+MIGRATIONS = {1: _v1, 2: _v2, 3: _v3, 4: _v4, 5: _v5, 6: _v6, 7: _v7}
 
 
 def now() -> datetime:

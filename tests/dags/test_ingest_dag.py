@@ -34,6 +34,8 @@ def test_ingest_run_loads_the_dataset_and_publishes_the_asset(dagbag, home, stag
     assert str(run.state) == "success", task_states(run)
     catalog = open_catalog(Settings.from_env())
     assert catalog.count(make_selection(dataset=d["name"])) == d["nevents"]
+    # the load task records the source: this DAG ingests grid datasets, or what a person asked for by hand
+    assert catalog.show(d["name"])["source"] == ("manual" if run.run_id.startswith("manual__") else "grid")
     # running it again changes nothing: the same version (the same job parts) is loaded once
     run2 = dag.test(run_conf={"dataset": d["name"], "staging_uri": str(staging)})
     assert str(run2.state) == "success"
@@ -43,6 +45,14 @@ def test_ingest_run_loads_the_dataset_and_publishes_the_asset(dagbag, home, stag
     run3 = dag.test(run_conf={"dataset": d["name"], "staging_uri": str(staging), "reindex": True})
     assert str(run3.state) == "success"
     assert [h["action"] for h in catalog.show(d["name"])["history"]] == ["load", "reload"]
+
+
+def test_the_tier0_ingestion_records_its_source(dagbag, home, staged_world):
+    world, _, staging = staged_world
+    d = dataset(world, "RAW")
+    run = dagbag.dags["eventindex_ingest_tier0"].test(run_conf={"dataset": d["name"], "staging_uri": str(staging)})
+    assert str(run.state) == "success", task_states(run)
+    assert open_catalog(Settings.from_env()).show(d["name"])["source"] == "tier0"
 
 
 @pytest.mark.parametrize("name, why", [

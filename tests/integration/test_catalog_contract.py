@@ -207,6 +207,28 @@ def test_obsolete_datasets_vanish_from_queries_but_not_from_history(catalog, sta
     shown = catalog.show(d["name"])
     assert shown["status"] == "obsolete" and [h["action"] for h in shown["history"]] == ["load", "obsolete"]
     assert catalog.count(make_selection(dataset=d["name"], include_obsolete=True)) == d["nevents"]
+    assert catalog.restore(d["name"]) is True and catalog.restore(d["name"]) is False
+    assert catalog.count(make_selection()) == before
+    assert d["name"] in {m["dataset"] for m in catalog.lookup(run, event)}
+    assert [h["action"] for h in catalog.show(d["name"])["history"]] == ["load", "obsolete", "restore"]
+
+
+def test_the_monitoring_answers_agree_with_the_world_on_every_backend(catalog, staged_world):
+    from eventindex import monitoring
+
+    world, out, staging = staged_world
+    d = dataset(world, "RAW", stream="express_express")
+    catalog.load(d["name"], sorted(str(p) for p in (staging / d["name"]).glob("*.parquet")), source="grid")
+    listed = monitoring.dataset_list(catalog, limit=1000)
+    assert [r["name"] for r in listed["datasets"]] == sorted(x["name"] for x in world["datasets"])
+    assert [r["name"] for r in monitoring.dataset_list(catalog, source="grid")["datasets"]] == [d["name"]]
+    rates = monitoring.ingestion_rates(catalog, "day")
+    assert sum(r["datasets"] for r in rates) == len(world["datasets"]) + 1
+    assert sum(r["events"] for r in rates) == sum(x["nevents"] for x in world["datasets"]) + d["nevents"]
+    e = _events(out, d, ["run_number", "lumi_block"])
+    lumis = Counter(zip(e["run_number"].tolist(), e["lumi_block"].tolist()))
+    assert monitoring.events_per(catalog, make_selection(dataset=d["name"]), by="lumi_block") == \
+        [{"run_number": r, "lumi_block": lb, "events": n} for (r, lb), n in sorted(lumis.items())]
 
 
 def test_reload_replaces_the_dataset_and_is_kept_in_history(catalog, staged_world):

@@ -118,3 +118,42 @@ def test_datasets_show_overlaps_and_obsolete(loaded):
     assert ov["labels"] == ["physics_Main", "physics_MinBias", "express_express"]
     assert ov["matrix"][0][0] == sum(x["nevents"] for x in world["datasets"]
                                      if x["datatype"] == "RAW" and x["stream"] == "physics_Main")
+
+
+def test_cli_json_answers_are_the_monitoring_answers(loaded):
+    from eventindex import monitoring
+    from eventindex.catalog import make_selection, open_catalog
+
+    world, _ = loaded
+    catalog = open_catalog()
+    aod = sorted(d["name"] for d in world["datasets"] if d["datatype"] == "AOD")
+    assert json.loads(ei("datasets", "--json", "--type", "AOD", "--offset", 1, "--limit", 2).stdout) == \
+        monitoring.dataset_list(catalog, state="loaded", datatype="AOD", offset=1, limit=2)["datasets"]
+    assert [r["name"] for r in json.loads(ei("datasets", "--json", "--type", "AOD").stdout)] == aod
+    assert {r["source"] for r in json.loads(ei("datasets", "--json", "--source", "manual").stdout)} == {"manual"}
+    assert json.loads(ei("show", aod[0], "--json").stdout) == monitoring.dataset_detail(catalog, aod[0])
+    by_lumi = json.loads(ei("count", "--type", "RAW", "--stream", "physics_Main", "--by", "lumi_block",
+                            "--json").stdout)
+    assert by_lumi == monitoring.events_per(catalog, make_selection(datatype="RAW", stream="physics_Main"),
+                                            "lumi_block")
+    assert sum(r["events"] for r in by_lumi) == sum(d["nevents"] for d in world["datasets"]
+                                                    if d["datatype"] == "RAW" and d.get("stream") == "physics_Main")
+    table = ei("count", "--type", "RAW", "--by", "run").stdout
+    assert all(str(r["run_number"]) in table for r in by_lumi)
+    bad = ei("datasets", "--state", "gone", check=False)
+    assert bad.returncode == 1 and "state 'gone' is not one of loaded, obsolete, erased" in bad.stderr
+
+
+def test_restore_from_the_cli_undoes_obsolete(loaded):
+    world, _ = loaded
+    d = dataset(world, "AOD", tag="r11969_r11784_p4072")
+    ei("obsolete", d["name"])
+    assert [r["name"] for r in json.loads(ei("datasets", "--json", "--state", "obsolete").stdout)] == [d["name"]]
+    assert "restored" in ei("restore", d["name"]).stdout
+    assert "loaded already" in ei("restore", d["name"]).stdout
+    assert json.loads(ei("datasets", "--json", "--state", "obsolete").stdout) == []
+    shown = json.loads(ei("show", d["name"], "--json").stdout)
+    assert shown["status"] == "loaded" and [h["action"] for h in shown["history"]][-2:] == ["obsolete", "restore"]
+    assert "restore" in ei("show", d["name"]).stdout
+    listed = ei("datasets", "--limit", 2)
+    assert "manual" in listed.stdout and f"showing 1-2 of {len(world['datasets'])}" in listed.stderr

@@ -10,8 +10,8 @@ import pytest
 
 from eventindex.catalog import make_selection, open_catalog
 from eventindex.catalog.loader import load_staged
-from eventindex.errors import BadInput
-from eventindex.export import write_selection
+from eventindex.errors import BadInput, BadRequest
+from eventindex.export import stream_selection, write_selection
 from tests.conftest import dataset
 
 
@@ -60,3 +60,40 @@ def test_a_failed_selection_leaves_no_file(catalog, tmp_path):
     with pytest.raises(Exception, match="unknown column"):
         write_selection(catalog, make_selection(), ["event_number;drop"], tmp_path / "out" / "x.json")
     assert list((tmp_path / "out").iterdir()) == []
+
+
+@pytest.mark.parametrize("fmt", ["csv", "json", "parquet"])
+def test_a_streamed_selection_stops_at_its_limit_and_agrees_with_the_written_file(staged_world, catalog, tmp_path,
+                                                                                  fmt):
+    import io
+    import json
+
+    import pyarrow.parquet as pq
+
+    world, _, _ = staged_world
+    d = dataset(world, "AOD")
+    sel, columns = make_selection(dataset=d["name"]), ["run_number", "event_number", "AOD_guid"]
+    write_selection(catalog, sel, columns, tmp_path / f"all.{fmt}")
+
+    def rows(data: bytes) -> list[dict]:
+        if fmt == "csv":
+            return [{k: int(v) if v.isdigit() else v for k, v in r.items()}
+                    for r in csv.DictReader(io.StringIO(data.decode()))]
+        return json.loads(data) if fmt == "json" else pq.read_table(io.BytesIO(data)).to_pylist()
+
+    everything = rows((tmp_path / f"all.{fmt}").read_bytes())
+    assert len(everything) == d["nevents"] > 1000
+    chunks = list(stream_selection(catalog, sel, columns, fmt, 1000))
+    assert all(isinstance(c, bytes) for c in chunks)
+    assert rows(b"".join(chunks)) == everything[:1000]
+    assert rows(b"".join(stream_selection(catalog, sel, columns, fmt.upper(), None))) == everything
+    assert rows(b"".join(stream_selection(catalog, sel, columns, fmt, 0))) == []
+
+
+def test_a_streamed_selection_refuses_a_bad_format_or_limit_before_reading(catalog):
+    with pytest.raises(BadRequest, match="format 'xml' is not one of csv, parquet, json"):
+        stream_selection(catalog, make_selection(), None, "xml", 10)
+    with pytest.raises(BadRequest, match="limit -1"):
+        stream_selection(catalog, make_selection(), None, "csv", -1)
+    with pytest.raises(BadInput, match="unknown column"):
+        stream_selection(catalog, make_selection(), ["event_number;drop"], "csv", 10)

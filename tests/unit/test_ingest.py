@@ -33,7 +33,9 @@ def test_a_good_dataset_goes_through_fetch_validate_load_publish(staged_world, d
     catalog = EmbeddedCatalog(tmp_path / "cat", f"sqlite:///{tmp_path / 'm.sqlite'}")
     older = dataset(world, "AOD", tag="f961_m1831")
     ingest.load(catalog, ingest.fetch(older["name"], str(staging), _work(tmp_path)))
-    assert ingest.load(catalog, fetched).nevents == d["nevents"]
+    tier0 = ingest.source_of("eventindex_ingest_tier0", "tier0__x")
+    assert ingest.load(catalog, fetched, source=tier0).nevents == d["nevents"]
+    assert catalog.show(d["name"])["source"] == "tier0" and catalog.show(older["name"])["source"] == "manual"
     # a rerun of the same version (the same job parts) loads nothing: one load per complete version
     assert ingest.load(catalog, ingest.fetch(d["name"], str(staging), _work(tmp_path))) is None
     assert [h["action"] for h in catalog.show(d["name"])["history"]] == ["load"]

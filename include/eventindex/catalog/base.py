@@ -17,7 +17,7 @@ import pyarrow.compute as pc
 import sqlalchemy as sa
 
 from .. import metadata as md
-from ..errors import BadLoad, DatasetNotFound, EventIndexError, UnknownTrigger
+from ..errors import BadLoad, BadRequest, DatasetNotFound, EventIndexError, UnknownTrigger
 from ..guid import format_guid, guid_bytes
 from ..naming import DatasetName, parse
 from ..schema import stage_key, stages_of
@@ -26,7 +26,8 @@ from .records import LoadResult, as_table, check_records, trigger_counts
 from .selection import (Selection, check_known, check_trigger_data, contained, has_trigger_information,
                         menus_missing, overlaps_ranges)
 
-__all__ = ["Catalog", "CatalogBase", "LoadResult", "PreparedLoad", "check_records", "row_filters"]
+__all__ = ["Catalog", "CatalogBase", "LoadResult", "PreparedLoad", "SOURCES", "check_records", "row_filters"]
+SOURCES = ("tier0", "grid", "campaign", "manual")  # which ingestion loaded a dataset (column ``datasets.source``)
 
 _DATASETS_OF_GUID = sa.text("SELECT dataset_id FROM files WHERE guid = :guid")
 
@@ -45,13 +46,19 @@ class Catalog(Protocol):
     backend: str  # "embedded" or "phoenix": for messages and reports
     engine: sa.Engine  # the metadata DB, for use cases that keep their own tables next to the manifest
 
-    def load(self, dataset: str, records, *, files_meta: dict[str, dict] | None = None) -> LoadResult:
+    def load(self, dataset: str, records, *, files_meta: dict[str, dict] | None = None,
+             source: str | None = None) -> LoadResult:
         """Make ``records`` (a table, tables or Parquet paths) the dataset's whole content: readers see the previous
-        version or the new one, never a mix; a reload replaces it. ``files_meta``: GUID -> {"lfn": ...}."""
+        version or the new one, never a mix; a reload replaces it. ``files_meta``: GUID -> {"lfn": ...}; ``source``:
+        the ingestion source that loaded it (``SOURCES``; default "manual")."""
         ...
 
-    def mark_obsolete(self, dataset: str) -> None:
-        """Hide the dataset from queries but keep it (and its history) in the manifest; idempotent."""
+    def mark_obsolete(self, dataset: str) -> bool:
+        """Hide the dataset from queries but keep it (and its history) in the manifest; False when it already was."""
+        ...
+
+    def restore(self, dataset: str) -> bool:
+        """Undo ``mark_obsolete`` (action ``restore``); False when loaded already, BadRequest when it was erased."""
         ...
 
     def mark_erased(self, dataset: str) -> bool:
@@ -163,11 +170,14 @@ class CatalogBase:
 
     # --- loading --------------------------------------------------------------------------------------------
 
-    def _prepare(self, dataset: str, records, files_meta: dict | None, counts: bool = True) -> PreparedLoad:
+    def _prepare(self, dataset: str, records, files_meta: dict | None, counts: bool = True,
+                 source: str | None = None) -> PreparedLoad:
         try:
             ds = parse(dataset)
         except EventIndexError as exc:
             raise BadLoad(str(exc)) from None
+        if (source or "manual") not in SOURCES:
+            raise BadLoad(f"source {source!r} is not one of {', '.join(SOURCES)}")
         table = as_table(records)
         check_records(ds, table)
         run = table.column("run_number").to_numpy()
@@ -195,7 +205,7 @@ class CatalogBase:
             "duplicates": table.num_rows - unique, "first_run": int(run[0]), "last_run": int(run[-1]),
             "first_time": int(pc.min(ts).as_py() or 0), "last_time": int(pc.max(ts).as_py() or 0),
             "stages": json.dumps(stages), "smks": json.dumps(smks), "storage": "", "load_id": "",
-            "loaded_at": md.now(), "obsolete_at": None,
+            "loaded_at": md.now(), "obsolete_at": None, "source": source or "manual",
         }
         return PreparedLoad(ds, table, stages, row, file_rows, trigger_counts(table, smks) if counts else [])
 
@@ -260,24 +270,29 @@ class CatalogBase:
                 sa.select(md.load_history).where(md.load_history.c.dataset == name).order_by(md.load_history.c.id))]
         return row
 
-    def mark_obsolete(self, dataset: str) -> None:
-        self._retire(dataset, "obsolete", "obsolete", ("loaded",))
+    def mark_obsolete(self, dataset: str) -> bool:
+        return self._retire(dataset, "obsolete", "obsolete", ("loaded",))
+
+    def restore(self, dataset: str) -> bool:
+        return self._retire(dataset, "loaded", "restore", ("obsolete",))
 
     def mark_erased(self, dataset: str) -> bool:
         return self._retire(dataset, "erased", "erase", ("loaded", "obsolete"))
 
     def _retire(self, dataset: str, status: str, action: str, from_states: tuple[str, ...]) -> bool:
-        """Hide a dataset from queries (``status``), keeping it and its history; False when it already was."""
+        """Hide a dataset from queries (``status``) keeping its history, or show it again; False when it already was."""
         name = parse(dataset).name
+        when = None if status == "loaded" else sa.func.coalesce(md.datasets.c.obsolete_at, md.now())
         with self.engine.begin() as conn:
             done = conn.execute(md.datasets.update().where(md.datasets.c.name == name)
-                                .where(md.datasets.c.status.in_(from_states))
-                                .values(status=status, obsolete_at=sa.func.coalesce(md.datasets.c.obsolete_at,
-                                                                                    md.now())))
+                                .where(md.datasets.c.status.in_(from_states)).values(status=status, obsolete_at=when))
             if done.rowcount == 0:
                 exists = conn.execute(sa.select(md.datasets.c.status).where(md.datasets.c.name == name)).first()
                 if exists is None:
                     raise DatasetNotFound(f"dataset {name} is not in the catalogue")
+                if status == "loaded" and exists.status == "erased":
+                    raise BadRequest(f"dataset {name} cannot be restored: it was erased in Rucio (its files are "
+                                     "gone); ingest it again instead")
                 return False
             conn.execute(md.load_history.insert().values(dataset=name, action=action, at=md.now()))
         self._bump_generation()

@@ -83,9 +83,9 @@ class PhoenixCatalog(CatalogBase):
             cur.execute(f"ALTER TABLE {self.table} ADD IF NOT EXISTS {stage}_GUID BINARY(16), {stage}_OID BIGINT")
         self._stages.add(stage)
 
-    def load(self, dataset: str, records, *, files_meta: dict | None = None) -> LoadResult:
+    def load(self, dataset: str, records, *, files_meta: dict | None = None, source: str | None = None) -> LoadResult:
         started = time.perf_counter()
-        p = self._prepare(dataset, records, files_meta)
+        p = self._prepare(dataset, records, files_meta, source=source)
         for stage in p.stages:
             self._ensure_stage(stage)
         with self.conn.cursor() as cur:

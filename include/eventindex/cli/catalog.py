@@ -1,12 +1,13 @@
-"""The catalogue's nouns: where an event is, how many pass a selection, the selection as a file, overlaps, and the
-datasets themselves (list, show, declare obsolete)."""
+"""The catalogue's nouns: where an event is, how many pass a selection (in all, per run or lumi block), the
+selection as a file, overlaps, and the datasets themselves (list, show, declare obsolete, restore). The answers
+with ``--json`` are those of ``eventindex.monitoring``, the same as the web app's."""
 
 from __future__ import annotations
 
 import json
 
 from .args import CommaList, add_command, add_selection_options, selection
-from .output import err, matrix_table, out, print_json, progress, table
+from .output import err, matrix_table, out, progress, table
 
 NOT_LOADED = "the catalogue is empty: run `eventindex demo`, or `eventindex load STAGING` after producing"
 
@@ -30,8 +31,11 @@ def register(sub) -> None:
 
     p = add_command(sub, "count", "how many events pass a selection (records: add --type to count events once)",
                     ["eventindex count --stream physics_Main --type RAW",
-                     "eventindex count --type AOD --version latest --trigger HLT_mu26_ivarmedium_L1MU14FCH --lumi 10-20"])
+                     "eventindex count --type AOD --version latest --trigger HLT_mu26_ivarmedium_L1MU14FCH --lumi 10-20",
+                     "eventindex count --type RAW --stream physics_Main --by lumi_block --json"])
     add_selection_options(p)
+    p.add_argument("--by", choices=["run", "lumi_block"], help="count per run or per lumi block (a table, or a JSON "
+                                                                 "list with --json)")
     p.set_defaults(func=cmd_count)
 
     p = add_command(sub, "select", "write the events passing a selection to a CSV, Parquet or JSON file",
@@ -51,13 +55,20 @@ def register(sub) -> None:
     p.add_argument("--triggers", action=CommaList, metavar="A,B", help="triggers to compare")
     p.set_defaults(func=cmd_overlaps)
 
-    p = add_command(sub, "datasets", "the datasets in the catalogue",
-                    ["eventindex datasets", "eventindex datasets --all --json"])
-    p.add_argument("--all", action="store_true", help="include obsolete datasets")
+    p = add_command(sub, "datasets", "the datasets in the catalogue, sorted by name",
+                    ["eventindex datasets", "eventindex datasets --all --json",
+                     "eventindex datasets --state obsolete --source grid --type AOD --offset 100 --limit 50"])
+    p.add_argument("--all", action="store_true", help="every status, not only loaded datasets")
+    p.add_argument("--state", help="only datasets in this status: loaded, obsolete or erased")
+    p.add_argument("--source", help="only datasets ingested by: tier0, grid, campaign or manual")
+    p.add_argument("--project", help="project tag, e.g. data18_13TeV")
+    p.add_argument("--type", help="data type: RAW, AOD, DAOD_PHYS, ...")
+    p.add_argument("--offset", type=int, default=0, help="skip this many (default 0)")
+    p.add_argument("--limit", type=int, default=1000, help="at most this many, up to 1000 (default 1000)")
     p.add_argument("--json", action="store_true", help="one JSON list")
     p.set_defaults(func=cmd_datasets)
 
-    p = add_command(sub, "show", "one dataset: counts, stages, load history",
+    p = add_command(sub, "show", "one dataset: counts, stages, load history, reports",
                     ["eventindex show data18_13TeV.00358031.physics_Main.daq.RAW"])
     p.add_argument("dataset")
     p.add_argument("--json", action="store_true", help="as JSON")
@@ -67,6 +78,11 @@ def register(sub) -> None:
                     ["eventindex obsolete data18_13TeV.00358031.physics_Main.merge.AOD.r11969_r11784_p4072"])
     p.add_argument("dataset")
     p.set_defaults(func=cmd_obsolete)
+
+    p = add_command(sub, "restore", "show an obsolete dataset in queries again (not an erased one)",
+                    ["eventindex restore data18_13TeV.00358031.physics_Main.merge.AOD.r11969_r11784_p4072"])
+    p.add_argument("dataset")
+    p.set_defaults(func=cmd_restore)
 
 
 def cmd_lookup(args) -> int:
@@ -93,6 +109,8 @@ def cmd_lookup(args) -> int:
 def cmd_count(args) -> int:
     catalog = _catalog()
     sel = selection(args)
+    if args.by:
+        return _count_by(catalog, sel, args)
     n = catalog.count(sel)
     print(json.dumps({"count": n}) if args.json else f"{n:,}")
     formats = _formats_counted(catalog, sel)
@@ -101,6 +119,22 @@ def cmd_count(args) -> int:
     if len(formats) > 1:
         err.print(f"note: counted records of {len(formats)} formats ({', '.join(formats)}): an event is counted once "
                   "per format; add --type to count events", highlight=False, soft_wrap=True)
+    return 0
+
+
+def _count_by(catalog, sel, args) -> int:
+    from ..monitoring import events_per
+
+    rows = events_per(catalog, sel, args.by)
+    if args.json:
+        print(json.dumps(rows))
+        return 0
+    keys = ["run_number", "lumi_block"] if args.by == "lumi_block" else ["run_number"]
+    t = table(f"{sum(r['events'] for r in rows):,} events in {len(rows)} {args.by.replace('_', ' ')}s",
+              [*keys, "events"], right=(*keys, "events"))
+    for r in rows:
+        t.add_row(*[str(r[k]) for k in keys], f"{r['events']:,}")
+    out.print(t)
     return 0
 
 
@@ -131,44 +165,54 @@ def cmd_select(args) -> int:
 
 
 def cmd_overlaps(args) -> int:
-    sel = selection(args)
-    triggers, streams = args.triggers, args.streams
-    if not triggers and not streams:
-        streams = ["physics_Main", "physics_MinBias", "express_express"]
-        if sel.datatype is None:
-            sel = sel.with_(datatype="RAW")
-    labels, matrix = _catalog().overlaps(sel, streams=streams or None, triggers=triggers or None)
+    from ..monitoring import overlaps
+
+    answer = overlaps(_catalog(), selection(args), streams=args.streams or None, triggers=args.triggers or None)
     if args.json:
-        print(json.dumps({"labels": labels, "matrix": matrix.tolist()}))
+        print(json.dumps(answer))
         return 0
-    out.print(matrix_table("events shared (diagonal: events in each)", labels, matrix))
+    out.print(matrix_table("events shared (diagonal: events in each)", answer["labels"], answer["matrix"]))
     return 0
 
 
 def cmd_datasets(args) -> int:
-    rows = _catalog().datasets(include_obsolete=args.all)
+    from ..monitoring import dataset_list
+
+    catalog = _catalog()
+    state = args.state or (None if args.all else "loaded")
+    listed = dataset_list(catalog, state=state, source=args.source, project=args.project, datatype=args.type,
+                          offset=args.offset, limit=args.limit)
+    rows, total, first = listed["datasets"], listed["total"], listed["offset"] + 1
     if args.json:
-        print_json(rows)
+        print(json.dumps(rows))
         return 0
-    if not rows:
+    if rows:
+        title = f"{total} datasets" if len(rows) == total else f"datasets {first}-{first + len(rows) - 1} of {total}"
+        t = table(title, ["dataset", "status", "source", "files", "events", "unique", "loaded"],
+                  right=("files", "events", "unique"))
+        for r in rows:
+            t.add_row(r["name"], r["status"], r["source"] or "", str(r["nfiles"]), f"{r['nevents']:,}",
+                      f"{r['unique_events']:,}", (r["loaded_at"] or "")[:19].replace("T", " "))
+        out.print(t)
+    elif not catalog.datasets(include_obsolete=True):
         err.print(NOT_LOADED)
-        return 0
-    t = table(f"{len(rows)} datasets in the catalogue", ["dataset", "status", "files", "events", "unique", "loaded"],
-              right=("files", "events", "unique"))
-    for r in rows:
-        t.add_row(r["name"], r["status"], str(r["nfiles"]), f"{r['nevents']:,}", f"{r['unique_events']:,}",
-                  str(r["loaded_at"])[:19])
-    out.print(t)
+    else:
+        err.print(f"no datasets to show ({total} match these options)", highlight=False)
+    if total > first - 1 + len(rows):
+        err.print(f"showing {first}-{first - 1 + len(rows)} of {total}: use --offset and --limit for the rest",
+                  highlight=False)
     return 0
 
 
 def cmd_show(args) -> int:
-    row = _catalog().show(args.dataset)
+    from ..monitoring import dataset_detail
+
+    row = dataset_detail(_catalog(), args.dataset)
     if args.json:
-        print_json(row)
+        print(json.dumps(row))
         return 0
-    for key in ("name", "status", "project", "run_number", "dsid", "stream", "datatype", "version", "nfiles",
-                "nevents", "unique_events", "duplicates", "stages", "smks", "loaded_at", "obsolete_at"):
+    for key in ("name", "status", "source", "project", "run_number", "dsid", "stream", "datatype", "version",
+                "nfiles", "nevents", "unique_events", "duplicates", "stages", "smks", "loaded_at", "obsolete_at"):
         if row.get(key) is not None:
             out.print(f"[bold]{key:>14}[/bold]  {row[key]}")
     if not row["trigger_information"]:
@@ -178,12 +222,31 @@ def cmd_show(args) -> int:
                   "by trigger name until the conditions are synced", highlight=False)
     t = table("load history", ["at", "action", "load id", "events"])
     for h in row["history"]:
-        t.add_row(str(h["at"])[:19], h["action"], h["load_id"] or "", str(h["nevents"] or ""))
+        t.add_row(h["at"][:19].replace("T", " "), h["action"], h["load_id"] or "", str(h["nevents"] or ""))
     out.print(t)
+    if row["validation_reports"]:
+        t = table("validation reports", ["created", "file", "problem"])
+        for v in row["validation_reports"]:
+            t.add_row(v["created"][:19].replace("T", " "), v["file"] or "", v["problem"])
+        out.print(t)
+    if row["progress"] and row["progress"]["state"] != "loaded":
+        p = row["progress"]
+        out.print(f"[bold]{'ingestion':>14}[/bold]  {p['state']}" + (f": {p['detail']}" if p["detail"] else ""),
+                  highlight=False)
     return 0
 
 
 def cmd_obsolete(args) -> int:
-    _catalog().mark_obsolete(args.dataset)
-    out.print(f"{args.dataset} marked obsolete (kept in the history, hidden from queries)")
+    if _catalog().mark_obsolete(args.dataset):
+        out.print(f"{args.dataset} marked obsolete (kept in the history, hidden from queries)")
+    else:
+        out.print(f"{args.dataset} was not loaded (already obsolete or erased): nothing changed")
+    return 0
+
+
+def cmd_restore(args) -> int:
+    if _catalog().restore(args.dataset):
+        out.print(f"{args.dataset} restored: visible to queries again")
+    else:
+        out.print(f"{args.dataset} is loaded already: nothing changed")
     return 0

@@ -101,10 +101,10 @@ class EmbeddedCatalog(CatalogBase):
     # --- loading --------------------------------------------------------------------------------------------
 
     def load(self, dataset: str, records: pa.Table | Iterable[pa.Table] | Iterable[str], *,
-             files_meta: dict[str, dict] | None = None) -> LoadResult:
+             files_meta: dict[str, dict] | None = None, source: str | None = None) -> LoadResult:
         """Make ``records`` the dataset's content, atomically. ``records``: a table, tables, or Parquet paths."""
         started = time.perf_counter()
-        p = self._prepare(dataset, records, files_meta, counts=False)
+        p = self._prepare(dataset, records, files_meta, counts=False, source=source)
         load_id = f"{time.time_ns():x}-{uuid.uuid4().hex[:8]}"
         folder = self.root / "data" / f"dataset={p.ds.name}"
         folder.mkdir(parents=True, exist_ok=True)
