@@ -45,7 +45,7 @@
     result.hidden = false;
     state.submitted = res;
     await loadPicks();
-    showPick(res.request_id);
+    await showPick(res.request_id);  // before the caller's schedule(): the new request keeps the page polling
   }
 
   /* ---------- list ---------- */
