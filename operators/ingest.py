@@ -120,7 +120,8 @@ class LoadIndexOperator(IngestOperator):
     def execute(self, context) -> dict:
         fetched = ingest.Fetched(**self.fetched)
         try:
-            source = ingest.source_of(self.dag_id, context.get("run_id"))
+            asked = (getattr(context.get("dag_run"), "conf", None) or {}).get("source")  # what triggered the run
+            source = ingest.source_of(self.dag_id, context.get("run_id"), asked)
             result = ingest.load(self.catalog(), fetched, reindex=self.reindex in (True, "True"), source=source)
         except BadInput as exc:
             raise AirflowFailException(str(exc)) from None

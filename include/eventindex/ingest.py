@@ -175,10 +175,17 @@ def record_problems(metadata_url_or_engine, problems: list[Problem]) -> int:
     return len(problems)
 
 
-def source_of(dag_id: str, run_id: str | None = None) -> str:
-    """The ingestion source recorded with a dataset, from the ingesting DAG and run: ``eventindex_ingest_tier0`` ->
-    tier0, ``eventindex_ingest_campaign`` -> campaign, ``eventindex_ingest`` -> grid, or manual when a person
-    triggered the run (``manual__...``) or the DAG is none of these."""
+RUN_SOURCES = {"stomp": "grid", "tier0": "tier0", "prodsys": "campaign", "manual": "manual"}
+
+
+def source_of(dag_id: str, run_id: str | None = None, run_source: str | None = None) -> str:
+    """The ingestion source recorded with a dataset: the run's own ``source`` parameter when it has one (what
+    triggered it: a STOMP message -> grid, a Tier-0 READY flag -> tier0, the production system -> campaign, a
+    person -> manual); else from the ingesting DAG and run: ``eventindex_ingest_tier0`` -> tier0,
+    ``eventindex_ingest_campaign`` -> campaign, ``eventindex_ingest`` -> grid, or manual when a person triggered the
+    run (``manual__...``) or the DAG is none of these."""
+    if run_source in RUN_SOURCES:
+        return RUN_SOURCES[run_source]
     if dag_id == "eventindex_ingest_tier0":
         return "tier0"
     if dag_id == "eventindex_ingest_campaign":

@@ -78,6 +78,12 @@ def test_the_source_is_derived_from_the_ingesting_dag_and_run(dag_id, run_id, so
     assert ingest.source_of(dag_id, run_id) == source
 
 
+@pytest.mark.parametrize("asked, source", [("stomp", "grid"), ("tier0", "tier0"), ("prodsys", "campaign"),
+                                           ("manual", "manual")])
+def test_the_source_a_run_was_triggered_with_wins_over_its_dag(asked, source):
+    assert ingest.source_of("eventindex_ingest", "manual__2026-11-29T19:00:00", asked) == source
+
+
 def test_a_schema_6_database_is_upgraded_keeping_its_datasets_with_no_source(world_catalog, tmp_path):
     _, _, _, loaded = world_catalog
     row = {k: v for k, v in loaded.datasets()[0].items() if k not in ("id", "source")}
