@@ -65,6 +65,7 @@ class WebSite:
     passwords: dict[str, str]
     world: dict
     world_dir: Path
+    staging: Path
 
     @property
     def url(self) -> str:
@@ -114,4 +115,4 @@ def web(staged_world, tmp_path_factory):
     users = ",".join(f"{u}:{r}" for u, r in WEB_USERS.items())
     with standalone(base / "airflow", settings.home, {"AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": users}) as env:
         generated = base / "airflow" / "simple_auth_manager_passwords.json.generated"
-        yield WebSite(env, json.loads(generated.read_text()), world, out)
+        yield WebSite(env, json.loads(generated.read_text()), world, out, staging)

@@ -78,6 +78,20 @@ def test_dataset_list_and_details_equal_the_cli(web):
     assert detail["nevents"] == _aod(web)["nevents"] == sum(f["nevents"] for f in _aod(web)["files"])
 
 
+def test_a_datasets_details_list_the_airflow_runs_that_touched_it(web):
+    from eventindex.airflow_api import AirflowAPI
+
+    name = dataset(web.world, "RAW", stream="express_express")["name"]
+    api = AirflowAPI(web.url, "admin", web.passwords["admin"])
+    run_id = api.trigger("eventindex_ingest", {"dataset": name, "staging_uri": str(web.staging)})
+    assert api.wait("eventindex_ingest", run_id, poll_s=3, timeout_s=600) == "success"
+    runs = web.call("GET", f"/api/v1/datasets/{name}", user="viewer")[1]["runs"]
+    assert [(r["dag_id"], r["run_id"], r["state"], r["url"]) for r in runs] == \
+        [("eventindex_ingest", run_id, "success", f"/dags/eventindex_ingest/runs/{run_id}")]
+    other = dataset(web.world, "RAW", stream="physics_MinBias")["name"]
+    assert web.call("GET", f"/api/v1/datasets/{other}")[1]["runs"] == []
+
+
 def test_queries_equal_the_cli(web):
     run, event = dataset_events(web.world_dir, _aod(web))[7]
     assert web.call("GET", f"/api/v1/lookup?run={run}&event={event}")[1] == \
