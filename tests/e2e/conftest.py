@@ -94,6 +94,30 @@ class WebSite:
         except ValueError:
             return status, data, got
 
+    def submit_pick(self, user: str, fields: dict[str, str], events: bytes):
+        """POST /picks as a browser's form would (multipart: the parameters and the events file)."""
+        import uuid
+
+        boundary = uuid.uuid4().hex
+        parts = [f'--{boundary}\r\nContent-Disposition: form-data; name="{k}"\r\n\r\n{v}\r\n'.encode()
+                 for k, v in fields.items()]
+        parts.append(f'--{boundary}\r\nContent-Disposition: form-data; name="events"; filename="events.txt"\r\n'
+                     f"Content-Type: text/plain\r\n\r\n".encode() + events + b"\r\n")
+        return self.call("POST", "/api/v1/picks", user=user, body=b"".join(parts) + f"--{boundary}--\r\n".encode(),
+                         headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})
+
+    def wait_pick(self, request_id: str, user: str, timeout_s: float = 600) -> dict:
+        """The request's details once its run has ended."""
+        import time
+
+        deadline = time.time() + timeout_s
+        while time.time() < deadline:
+            status, body, _ = self.call("GET", f"/api/v1/picks/{request_id}", user=user)
+            if status == 200 and body["run"] and body["run"]["state"] in ("success", "failed"):
+                return body
+            time.sleep(3)
+        raise AssertionError(f"{request_id} did not finish within {timeout_s:.0f} s")
+
     def cli(self, *args: str) -> str:
         done = subprocess.run([str(ROOT / ".venv/bin/eventindex"), *args], env=self.env, capture_output=True,
                               text=True, timeout=300)

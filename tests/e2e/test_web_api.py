@@ -7,24 +7,12 @@ from __future__ import annotations
 import csv
 import io
 import json
-import time
-import uuid
 
 import pytest
 
 from tests.conftest import dataset, dataset_events
 
 pytestmark = pytest.mark.integration
-
-
-def _multipart(fields: dict[str, str], events: bytes) -> tuple[bytes, dict]:
-    boundary = uuid.uuid4().hex
-    parts = [f'--{boundary}\r\nContent-Disposition: form-data; name="{k}"\r\n\r\n{v}\r\n'.encode()
-             for k, v in fields.items()]
-    parts.append(f'--{boundary}\r\nContent-Disposition: form-data; name="events"; filename="events.txt"\r\n'
-                 f"Content-Type: text/plain\r\n\r\n".encode() + events + b"\r\n")
-    return b"".join(parts) + f"--{boundary}--\r\n".encode(), \
-        {"Content-Type": f"multipart/form-data; boundary={boundary}"}
 
 
 def _aod(web):
@@ -45,8 +33,7 @@ def test_a_viewer_reads_but_may_neither_declare_obsolete_nor_submit_a_pick(web):
     assert web.call("GET", "/api/v1/datasets", user="viewer")[0] == 200
     status, body, _ = web.call("POST", f"/api/v1/datasets/{name}/obsolete", user="viewer")
     assert status == 403 and "edit access" in body["detail"]
-    body, headers = _multipart({"datatype": "AOD"}, b"1 2\n")
-    status, answer, _ = web.call("POST", "/api/v1/picks", user="viewer", body=body, headers=headers)
+    status, answer, _ = web.submit_pick("viewer", {"datatype": "AOD"}, b"1 2\n")
     assert status == 403, answer
     assert web.call("GET", f"/api/v1/datasets/{name}", user="viewer")[1]["status"] == "loaded"
     assert web.call("GET", "/api/v1/picks", user="viewer")[1] == []
@@ -128,25 +115,14 @@ def test_a_user_declares_a_dataset_obsolete_and_restores_it(web):
         ["obsolete", "restore"]
 
 
-def _wait_pick(web, request_id: str, user: str) -> dict:
-    deadline = time.time() + 600
-    while time.time() < deadline:
-        status, body, _ = web.call("GET", f"/api/v1/picks/{request_id}", user=user)
-        if status == 200 and body["run"] and body["run"]["state"] in ("success", "failed"):
-            return body
-        time.sleep(3)
-    raise AssertionError(f"{request_id} did not finish")
-
-
 def test_a_pick_uploaded_as_multipart_runs_as_the_caller_and_reports_found_and_missing(web):
     pairs = dataset_events(web.world_dir, _aod(web))[0:60:6]
     events = ("\n".join(f"{r} {e}" for r, e in pairs) + f"\n{pairs[0][0]} 123456789012\n").encode()
-    body, headers = _multipart({"datatype": "AOD", "version": "f961_m1831", "stream": "physics_Main",
-                                "output": "user.analyst.web.AOD", "files_per_job": "5"}, events)
-    status, answer, _ = web.call("POST", "/api/v1/picks", user="analyst", body=body, headers=headers)
+    status, answer, _ = web.submit_pick("analyst", {"datatype": "AOD", "version": "f961_m1831", "stream": "physics_Main",
+                                                   "output": "user.analyst.web.AOD", "files_per_job": "5"}, events)
     assert status == 201, answer
     assert answer["run_url"] == f"/dags/eventindex_pick/runs/{answer['request_id']}"
-    done = _wait_pick(web, answer["request_id"], "analyst")
+    done = web.wait_pick(answer["request_id"], "analyst")
     assert done["run"]["state"] == "success" and done["run"]["triggered_by"] == "analyst"
     assert (done["found"], done["missing"]) == (len(pairs), 1)
     assert done["output_dataset"] == "user.analyst:user.analyst.web.AOD"
@@ -163,8 +139,7 @@ def test_a_refused_pick_changes_nothing(web):
                                   ({"datatype": "XAOD"}, b"1 2\n", "datatype"),
                                   ({"datatype": "AOD", "files_per_job": "many"}, b"1 2\n", "files_per_job"),
                                   ({"datatype": "AOD"}, b"\xff\xfe", "UTF-8")]:
-        body, headers = _multipart(fields, events)
-        status, answer, _ = web.call("POST", "/api/v1/picks", user="analyst", body=body, headers=headers)
+        status, answer, _ = web.submit_pick("analyst", fields, events)
         assert status == 400 and named in answer["detail"], (fields, answer)
         assert "passwd" not in answer["detail"]
     assert web.call("GET", "/api/v1/picks?limit=1000")[1] == before
@@ -176,3 +151,19 @@ def test_the_app_documents_itself_in_openapi(web):
     assert {"/api/v1/datasets", "/api/v1/datasets/{name}/obsolete", "/api/v1/datasets/{name}/restore",
             "/api/v1/lookup", "/api/v1/count", "/api/v1/overlaps", "/api/v1/select", "/api/v1/picks",
             "/api/v1/picks/{request_id}"} <= set(spec["paths"])
+
+
+def test_a_failed_pick_shows_the_failed_step_and_its_error(web):
+    """No PanDA server is configured on this site: the plan step refuses a PanDA request, and the request's details
+    name that step, its error and its log."""
+    pairs = dataset_events(web.world_dir, _aod(web))[0:5]
+    status, answer, _ = web.submit_pick("analyst", {"datatype": "AOD", "backend": "panda"},
+                                        "\n".join(f"{r} {e}" for r, e in pairs).encode())
+    assert status == 201, answer
+    done = web.wait_pick(answer["request_id"], "analyst")
+    assert done["run"]["state"] == "failed" and done["state"] == "failed"
+    [step] = done["failed_steps"]
+    assert step["task_id"] == "plan" and "PanDA" in step["error"]
+    assert step["log_url"] == f"/dags/eventindex_pick/runs/{answer['request_id']}/tasks/plan"
+    cli = next(r for r in json.loads(web.cli("picks", "--json")) if r["request_id"] == answer["request_id"])
+    assert cli["error"] == done["error"] == f"plan: {step['error']}"

@@ -138,3 +138,17 @@ def test_a_pick_submitted_with_an_upload_is_followed_to_success(page, web, tmp_p
     assert detail["output_dataset"].startswith("user.analyst:user.analyst.")
     assert detail["output_dataset"].split(":")[1] in page.locator(_tid("output-dataset")).inner_text()
     assert page.locator(_tid("task-row")).count() == len(detail["tasks"]) > 0
+
+
+def test_a_failed_request_shows_its_failed_step_with_the_error_and_log_link(page, web):
+    pairs = dataset_events(web.world_dir, dataset(web.world, "AOD", tag="f961_m1831"))[0:3]
+    status, answer, _ = web.submit_pick("analyst", {"datatype": "AOD", "backend": "panda"},  # no PanDA on this site
+                                        "\n".join(f"{r} {e}" for r, e in pairs).encode())
+    assert status == 201, answer
+    request_id = answer["request_id"]
+    assert web.wait_pick(request_id, "analyst")["run"]["state"] == "failed"
+    page.goto(f"{web.url}/eventindex/ui/picking?request={request_id}")
+    step = page.locator(_tid("failed-step"))
+    step.wait_for()
+    assert "plan" in step.inner_text() and "PanDA" in step.inner_text()
+    assert page.locator(_tid("failed-step-log")).get_attribute("href").endswith(f"/runs/{request_id}/tasks/plan")

@@ -97,6 +97,6 @@ def show_pick(request_id: str, who: Reader):
     error = row.get("error") or ""
     failed = [{"task_id": t["task_id"], "map_index": t["map_index"], "log_url": t["log_url"],
                "error": error.partition(": ")[2] if error.startswith(f"{t['task_id']}: ") else None}
-              for t in tasks if t["state"] in ("failed", "upstream_failed")]
+              for t in tasks if t["state"] == "failed"]  # the steps that failed, not those that never ran for it
     return {**row, "run": {k: v for k, v in (run or {}).items() if k != "tasks"} or None,
             "run_url": run_url(PICK_DAG, request_id), "tasks": tasks, "failed_steps": failed}
