@@ -79,6 +79,27 @@ def test_a_datasets_details_list_the_airflow_runs_that_touched_it(web):
     assert web.call("GET", f"/api/v1/datasets/{other}")[1]["runs"] == []
 
 
+def test_operations_show_a_stuck_dataset_and_the_rates_add_up_to_the_loads(web):
+    from eventindex import progress
+    from eventindex.metadata import make_engine
+    from eventindex.settings import Settings
+
+    stuck = "data18_13TeV.00358999.physics_Main.merge.AOD.f961_m1831"
+    engine = make_engine(Settings.from_env({"EVENTINDEX_HOME": web.env["EVENTINDEX_HOME"]}).metadata_url)
+    progress.mark(engine, stuck, "stuck", "waiting for 2 of 3 files since 7 h")
+    ops = web.call("GET", "/api/v1/operations", user="viewer")[1]
+    assert (stuck, "stuck", "waiting for 2 of 3 files since 7 h") in \
+        [(r["dataset"], r["state"], r["detail"]) for r in ops["in_flight"]]
+    [row] = [r for r in ops["by_state"] if r["state"] == "stuck"]
+    assert row["source"] is None and row["datasets"] == sum(r["state"] == "stuck" for r in ops["in_flight"]) >= 1
+    datasets = web.call("GET", "/api/v1/datasets?limit=1000")[1]["datasets"]
+    loaded = [r for r in ops["by_state"] if r["state"] == "loaded"]
+    assert sum(r["datasets"] for r in loaded) == sum(d["status"] == "loaded" for d in datasets)
+    rates = web.call("GET", "/api/v1/rates?bucket=day")[1]
+    assert sum(r["datasets"] for r in rates) == len(datasets)  # each loaded once, by the fixture
+    assert sum(r["events"] for r in rates) == sum(d["nevents"] for d in datasets)
+
+
 def test_queries_equal_the_cli(web):
     run, event = dataset_events(web.world_dir, _aod(web))[7]
     assert web.call("GET", f"/api/v1/lookup?run={run}&event={event}")[1] == \

@@ -63,8 +63,17 @@ def test_pages_are_linked_in_airflows_navigation_and_show_inside_it(page, web):
         assert not page.locator(_tid("error")).is_visible()
 
 
-def test_operations_shows_the_catalogue_with_plots(page, web):
+def test_operations_shows_the_catalogue_with_plots_and_what_is_stuck(page, web):
+    from eventindex import progress
+    from eventindex.metadata import make_engine
+    from eventindex.settings import Settings
+
+    stuck = "data18_13TeV.00358998.physics_Main.merge.AOD.f961_m1831"
+    engine = make_engine(Settings.from_env({"EVENTINDEX_HOME": web.env["EVENTINDEX_HOME"]}).metadata_url)
+    progress.mark(engine, stuck, "stuck", "waiting for 1 of 4 files")
     page.goto(f"{web.url}/eventindex/ui/operations")
+    page.locator(_tid("in-flight-row")).first.wait_for()
+    assert "waiting for 1 of 4 files" in page.locator(_tid("in-flight-row"), has_text=stuck).inner_text()
     page.locator(_tid("dataset-row")).first.wait_for()
     total = web.call("GET", "/api/v1/datasets")[1]["total"]
     assert page.locator(_tid("datasets-range")).inner_text().endswith(f"of {total}")
