@@ -93,6 +93,9 @@ class Settings:
     # picking requests too big to travel inline in a run's params: uploaded here by the CLI, read by the plan task
     # (folder or object-store URI; default $EVENTINDEX_HOME/requests)
     requests: str = ""
+    # skims (ROOT files of the events passing a selection) the skim DAG writes (folder or object-store URI;
+    # default $EVENTINDEX_HOME/skims)
+    skims: str = ""
     # group scopes of picking outputs: "user:group1,group2;user2:group3" (see parse_groups)
     groups_spec: str = ""
     # PanDA (the picking backend): the server's base URL as PANDA_URL, the site, OIDC authentication
@@ -147,6 +150,11 @@ class Settings:
         """Where big picking requests are uploaded (the only place ``events_uri`` may point to)."""
         return self.requests or str(self.home / "requests")
 
+    @property
+    def skims_area(self) -> str:
+        """Where the skim DAG writes its ROOT files, a folder or an object-store URI."""
+        return self.skims or str(self.home / "skims")
+
     def groups_of(self, user: str) -> tuple[str, ...]:
         """The group scopes ``user`` may write picking outputs to (``EVENTINDEX_GROUPS``)."""
         return parse_groups(self.groups_spec).get(user, ())
@@ -178,6 +186,7 @@ class Settings:
             picks=env.get("EVENTINDEX_PICKS") or str(home / "picks"),
             picks_rse=env.get("EVENTINDEX_PICKS_RSE") or "LOCAL_DISK",
             requests=env.get("EVENTINDEX_REQUESTS") or str(home / "requests"),
+            skims=env.get("EVENTINDEX_SKIMS") or str(home / "skims"),
             groups_spec=env.get("EVENTINDEX_GROUPS") or "",
             panda_url=env.get("EVENTINDEX_PANDA_URL") or env.get("PANDA_URL") or None,
             panda_site=env.get("EVENTINDEX_PANDA_SITE") or "ANALY_LOCAL",

@@ -28,14 +28,16 @@ def add_noun(subparsers, name: str, help: str, examples: list[str]):
 
 
 class CommaList(argparse.Action):
-    """A repeatable option whose values may also be comma-separated: ``--x a,b --x c`` -> ``[a, b, c]``."""
+    """A repeatable option whose values may also be comma-separated: ``--x a,b --x c`` -> ``[a, b, c]``. Given on
+    the command line, it replaces its default (e.g. one from an options file) instead of adding to it."""
 
     def __init__(self, option_strings, dest, **kwargs):
         kwargs.setdefault("default", [])
         super().__init__(option_strings, dest, **kwargs)
 
     def __call__(self, parser, namespace, values, option_string=None):
-        items = list(getattr(namespace, self.dest, None) or [])
+        current = getattr(namespace, self.dest, None)
+        items = [] if current is self.default else list(current or [])
         items += [v.strip() for v in values.split(",") if v.strip()]
         setattr(namespace, self.dest, items)
 
