@@ -4,6 +4,7 @@ shows against the REST API or the CLI, never against what the test typed."""
 
 from __future__ import annotations
 
+import csv
 import json
 import re
 import shutil
@@ -118,6 +119,13 @@ def test_queries_look_up_count_and_plot(page, web):
     page.wait_for_selector(f'{_tid("count-result")}[data-count]')
     assert int(page.locator(_tid("count-result")).get_attribute("data-count")) == \
         web.call("GET", "/api/v1/count?type=RAW&stream=physics_Main")[1]["count"]
+
+    page.locator(_tid("download-columns")).fill("run_number,event_number,lumi_block")
+    page.locator(_tid("download-limit")).fill("5")
+    with page.expect_download() as download:
+        page.locator(_tid("download-csv")).click()
+    rows = list(csv.DictReader(open(download.value.path())))
+    assert len(rows) == 5 and set(rows[0]) == {"run_number", "event_number", "lumi_block"}
 
     page.locator(_tid("per-run-button")).click()
     runs = web.call("GET", "/api/v1/events-per?by=run&type=RAW&stream=physics_Main")[1]
