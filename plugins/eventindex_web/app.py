@@ -13,7 +13,7 @@ from fastapi.staticfiles import StaticFiles
 
 from eventindex.errors import BadInput, ConfigurationError, EventIndexError, NotFound, TransientError
 
-from .api import datasets, picks, queries
+from .api import datasets, histograms, picks, queries
 
 HERE = Path(__file__).parent
 PAGES = ("operations", "queries", "picking")
@@ -35,7 +35,7 @@ def create_app() -> FastAPI:
                   description="The event catalogue's REST API: datasets, event lookup, counts, overlaps, selections "
                               "and event picking. Authenticate with Airflow's JWT (`POST /auth/token`) as a Bearer "
                               "token, or the Airflow UI's session.")
-    for router in (datasets.router, queries.router, picks.router):
+    for router in (datasets.router, queries.router, histograms.router, picks.router):
         app.include_router(router, prefix="/api/v1")
 
     @app.exception_handler(EventIndexError)

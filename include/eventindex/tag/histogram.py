@@ -322,7 +322,10 @@ def _plot(h: Histogram, path: str) -> None:
     import mplhep
     from matplotlib.figure import Figure
 
-    with matplotlib.style.context(mplhep.style.ATLAS):
+    import warnings
+
+    with matplotlib.style.context(mplhep.style.ATLAS), warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # mplhep's note on Poisson errors of integer counts
         fig = Figure(figsize=(8, 6))
         ax = fig.subplots()
         if h.hist.ndim == 1:
@@ -333,4 +336,4 @@ def _plot(h: Histogram, path: str) -> None:
             ax.set_ylabel(h.columns[1])
         ax.set_xlabel(h.columns[0])
         mplhep.atlas.label(ax=ax, text="Internal", data=not h.weighted, loc=0)
-        fig.savefig(path)
+        fig.savefig(path, bbox_inches="tight")
