@@ -4,6 +4,8 @@ no error (logged).
 
 - :class:`PickEndedNotifier`: the DAG's ``on_success_callback`` and ``on_failure_callback`` of ``eventindex_pick``
   (one mail per request, to the Airflow user who triggered it, see :func:`eventindex.notify.requester_address`).
+- :class:`SkimEndedNotifier`: the same for ``eventindex_skim``: the skim's summary (stored next to its file) and the
+  command that makes it again, or the error.
 - :class:`OperatorsNotifier`: a task's ``on_failure_callback`` (after its last try), to
   ``EVENTINDEX_OPERATORS_MAIL``: a failed or stuck ingestion, consistency findings.
 The run's note of a finished request is set by the listener of :mod:`.listeners`.
@@ -90,6 +92,35 @@ class PickEndedNotifier(EventIndexNotifier):
         ti = context.get("ti")
         reason = f"step {ti.task_id}: {context.get('reason')} (see its log)" if ti else context.get("reason")
         subject, body = notify.pick_mail(run_id, state, row.get("summary"), options, reason)
+        return to, subject, body
+
+
+class SkimEndedNotifier(EventIndexNotifier):
+    """The requester's mail when a skim ends: how many events went to which file and the command that makes the
+    same skim again (the summary stored next to the file by this run), or the failing step's error."""
+
+    def compose(self, context, settings):
+        from eventindex.tag.skim import read_failure, read_summary
+
+        to = notify.requester_address(triggering_user(context), settings.mail_domain)
+        if to is None:
+            return None
+        run_id = context["run_id"]
+        options = {**(context.get("params") or {}), **(_attr(context.get("dag_run"), "conf") or {})}
+        output = options.get("output")
+        state = "success" if context.get("reason") == "success" else "failed"
+        try:
+            if state == "failed":
+                summary = read_failure(settings.skims_area, run_id)
+            else:  # this run's summary, not another run's of the same name
+                summary = read_summary(settings.skims_area, output) if isinstance(output, str) and output else None
+                summary = summary if (summary or {}).get("run_id") == run_id else None
+        except Exception as exc:  # a name the task refused, an unreachable store: the mail says what it can
+            self.log.warning("no skim summary for %s: %s", run_id, exc)
+            summary = None
+        ti = context.get("ti")
+        reason = f"step {ti.task_id}: {context.get('reason')} (see its log)" if ti else context.get("reason")
+        subject, body = notify.skim_finished(run_id, state, summary, output, reason)
         return to, subject, body
 
 

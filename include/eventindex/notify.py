@@ -1,5 +1,5 @@
-"""What a notification says and to whom: the end of a picking request (to its requester), a failed or stuck
-ingestion and consistency findings (to the operators). Pure functions over plain values; the Airflow layer sends
+"""What a notification says and to whom: the end of a picking request or of a skim (to its requester), a failed or
+stuck ingestion and consistency findings (to the operators). Pure functions over plain values; the Airflow layer sends
 the text (the SMTP provider's notifier) and puts the summary in the run's note.
 
 Who gets a request's mail: the Airflow user who triggered the run, as ``<user>@<EVENTINDEX_MAIL_DOMAIN>`` (a user
@@ -87,6 +87,30 @@ def pick_mail(request_id: str, state: str, summary: dict | None, options: dict, 
     if url:
         body += ["", f"The run: {url}"]
     return f"[EventIndex] picking request {request_id} {word}", "\n".join(body)
+
+
+def skim_finished(run_id: str, state: str, summary: dict | None, output: str | None = None,
+                  reason: str | None = None, url: str | None = None) -> tuple[str, str]:
+    """Subject and body of the mail a requester gets when a skim (a run of ``eventindex_skim``) ends: how many
+    events went to which file, and the command that makes the same skim again; or the error."""
+    summary = summary or {}
+    done = state == "success" and "events" in summary
+    word = "done" if state == "success" else "failed"
+    body = [f"Your skim {run_id} {'is done' if state == 'success' else 'failed'}.", ""]
+    if done:
+        body += [f"{summary['events']:,} events written to {summary.get('output')} "
+                 f"({summary.get('bytes', 0):,} bytes)",
+                 f"attributes: {', '.join(summary.get('attributes') or [])}",
+                 f"references: {', '.join(summary.get('formats') or [])}", "",
+                 "To make the same skim again:", f"  {summary.get('command')}"]
+    elif state == "success":
+        body += ["done"]
+    else:
+        body += [f"output: {output or '-'}",
+                 f"failed: {_short(summary.get('error') or reason or 'no reason recorded')}"]
+    if url:
+        body += ["", f"The run: {url}"]
+    return f"[EventIndex] skim {run_id} {word}", "\n".join(body)
 
 
 def ingest_mail(dag_id: str, run_id: str, dataset: str | None, task_id: str | None, reason: str | None,

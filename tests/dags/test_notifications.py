@@ -2,6 +2,8 @@
 the picking run's note: the requester hears how a request ended and how to submit it again; the operators hear of
 failed ingestions; nobody configured, nothing sent."""
 
+import json
+
 import pytest
 from sqlalchemy import select
 
@@ -9,6 +11,7 @@ from eventindex.picking.request import DEFAULTS
 from eventindex_harness.smtp import mailbox, smtp_server  # noqa: F401  (fixtures)
 from tests.conftest import dataset, dataset_events
 from tests.dags.conftest import task_states
+from tests.dags.test_skim_dag import _conf as skim_conf
 
 REQUESTER = "dag_test@example.org"  # dag.test() triggers as the Airflow user "dag_test"
 
@@ -57,6 +60,30 @@ def test_a_failed_pick_mails_the_requester_the_failing_steps_error_and_notes_it(
     assert "eventindex pick --events FILE --type AOD --version f961_m9999" in mail.text
     note = _note(run)
     assert note.startswith("**failed** plan:") and "f961_m9999" in note
+
+
+def test_a_finished_skim_mails_the_requester_its_summary_and_the_command(dagbag, loaded, mailbox, mail_domain,
+                                                                         tmp_path, monkeypatch):
+    monkeypatch.setenv("EVENTINDEX_SKIMS", str(tmp_path / "skims"))
+    run = dagbag.dags["eventindex_skim"].test(run_conf=skim_conf(
+        type="AOD", stream="physics_Main", version="f961_m1831", lumi=["10-12"], formats=["AOD", "RAW"],
+        attributes=["run_number", "event_number"], output="mailed.root"))
+    assert str(run.state) == "success", task_states(run)
+    [mail] = mailbox.wait(1)
+    assert mail.rcpt_tos == [REQUESTER] and mail.subject == f"[EventIndex] skim {run.run_id} done"
+    summary = json.loads((tmp_path / "skims" / "mailed.root.json").read_text())
+    assert f"{summary['events']:,} events written to {tmp_path / 'skims' / 'mailed.root'}" in mail.text
+    assert "references: AOD, RAW" in mail.text and summary["command"] in mail.text
+
+
+def test_a_failed_skim_mails_the_requester_the_error(dagbag, loaded, mailbox, mail_domain, tmp_path, monkeypatch):
+    monkeypatch.setenv("EVENTINDEX_SKIMS", str(tmp_path / "skims"))
+    run = dagbag.dags["eventindex_skim"].test(run_conf=skim_conf(type="AOD", attributes=["jet_pt"], output="bad.root"))
+    assert str(run.state) == "failed"
+    [mail] = mailbox.wait(1)
+    assert mail.rcpt_tos == [REQUESTER] and mail.subject == f"[EventIndex] skim {run.run_id} failed"
+    assert "output: bad.root" in mail.text and "failed: skim: bad skim: unknown attribute(s)" in mail.text
+    assert "jet_pt" in mail.text
 
 
 def test_a_failed_ingestion_mails_the_operators(dagbag, staged_world, eventindex_home, mailbox, monkeypatch):

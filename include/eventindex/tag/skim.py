@@ -81,7 +81,8 @@ def selection_of(options: dict):
 
     unknown = sorted(set(options) - set(SELECTION_OPTIONS))
     if unknown:
-        raise BadRequest(f"unknown selection option(s) {', '.join(unknown)}; choose from {', '.join(SELECTION_OPTIONS)}")
+        raise BadRequest(f"unknown selection option(s) {', '.join(unknown)}; "
+                         f"choose from {', '.join(SELECTION_OPTIONS)}")
     o = {k: v for k, v in options.items() if v not in (None, "", [], ())}
     since, until = o.get("since"), o.get("until")
     time_range = None if since is None and until is None else (int(since or 0), int(until or 2**32 - 1))
@@ -323,12 +324,68 @@ def check_name(name: str) -> str:
     return name
 
 
-def skim_to_area(catalog, sel, area: str, name: str, **kwargs) -> SkimResult:
-    """:func:`skim` to ``<area>/<name>`` (the skims area, a folder or an object-store URI; created if missing)."""
+def skim_to_area(catalog, sel, area: str, name: str, run_id: str | None = None, **kwargs) -> SkimResult:
+    """:func:`skim` to ``<area>/<name>`` (the skims area, a folder or an object-store URI; created if missing).
+
+    With a ``run_id`` (a DAG run's), the summary is also stored next to the file, as ``<name>.json`` with the run's
+    id: a rerun of the same run (a task cleared in the UI) replaces its own file; another run's is refused unless
+    ``overwrite``."""
     from ..staging import open_staging, uri_of
 
     name = check_name(name)
     if "://" not in area:
         fs, base = open_staging(area)
         fs.create_dir(base, recursive=True)
-    return skim(catalog, sel, output=uri_of(area, name), **kwargs)
+    if run_id is not None and (read_summary(area, name) or {}).get("run_id") == run_id:
+        kwargs["overwrite"] = True
+    result = skim(catalog, sel, output=uri_of(area, name), **kwargs)
+    if run_id is not None:
+        _write_summary(area, name, {**result.to_dict(), "run_id": run_id})
+    return result
+
+
+def read_summary(area: str, name: str) -> dict | None:
+    """The summary stored next to a skim of the skims area (None: there is none)."""
+    import json
+
+    from ..staging import open_staging
+
+    fs, base = open_staging(area)
+    try:
+        with fs.open_input_stream(f"{base}/{name}.json") as src:
+            return json.loads(src.read())
+    except (FileNotFoundError, ValueError):
+        return None
+    except OSError as exc:  # pyarrow's object stores say "not found" as an OSError
+        if "not found" in str(exc).lower() or "no such" in str(exc).lower():
+            return None
+        raise
+
+
+def _write_summary(area: str, name: str, summary: dict) -> None:
+    import json
+
+    from ..staging import atomic_output, open_staging
+
+    fs, base = open_staging(area)
+    with atomic_output(fs, f"{base}/{name}.json") as dst:
+        dst.write(json.dumps(summary).encode())
+
+
+def _failure_name(run_id: str) -> str:
+    from urllib.parse import quote
+
+    return f"{FAILURES}/{quote(run_id, safe='')}"
+
+
+FAILURES = ".failed"  # the skims area's folder of the errors of failed runs (one JSON per run)
+
+
+def record_failure(area: str, run_id: str, error: str) -> None:
+    """Keep why a DAG run's skim failed (for the requester's mail), in the skims area's ``.failed/``."""
+    _write_summary(area, _failure_name(run_id), {"run_id": run_id, "error": error})
+
+
+def read_failure(area: str, run_id: str) -> dict | None:
+    """What :func:`record_failure` kept about a run (None: nothing)."""
+    return read_summary(area, _failure_name(run_id))
