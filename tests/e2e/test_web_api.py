@@ -188,3 +188,19 @@ def test_a_failed_pick_shows_the_failed_step_and_its_error(web):
     assert step["log_url"] == f"/dags/eventindex_pick/runs/{answer['request_id']}/tasks/plan"
     cli = next(r for r in json.loads(web.cli("picks", "--json")) if r["request_id"] == answer["request_id"])
     assert cli["error"] == done["error"] == f"plan: {step['error']}"
+
+
+def test_a_histogram_equals_the_cli_and_bad_options_are_400_naming_them(web):
+    rest = web.call("GET", "/api/v1/histogram?column=lumi_block&column=bcid&bins=6&bins=8&range=0,30&range=0,3600"
+                           "&type=RAW&stream=physics_Main&lumi=2-20", user="viewer")[1]
+    cli = json.loads(web.cli("histogram", "--column", "lumi_block", "--column", "bcid", "--bins", "6", "--bins", "8",
+                             "--range", "0,30", "--range", "0,3600", "--type", "RAW", "--stream", "physics_Main",
+                             "--lumi", "2-20", "--json"))
+    assert rest == cli and cli["entries"] > 0 and len(cli["counts"]) == 6
+    weighted = web.call("GET", "/api/v1/histogram?column=bcid&bins=5&project=mc16_13TeV&weight=true")[1]
+    assert weighted == json.loads(web.cli("histogram", "--column", "bcid", "--bins", "5", "--project", "mc16_13TeV",
+                                          "--weight", "--json")) and "variances" in weighted
+    for query, named in {"column=jet_pt&bins=5": "jet_pt", "column=bcid&bins=0": "bins",
+                         "column=bcid&bins=5&range=9,3": "range"}.items():
+        status, body, _ = web.call("GET", f"/api/v1/histogram?{query}")
+        assert status == 400 and named in body["detail"], (query, status, body)

@@ -18,6 +18,8 @@
     };
   }
 
+  window.EI.querySelection = selection;  // the shared form, for the histogram panel (static/histogram.js)
+
   function stageKey(s) {
     const i = STAGE_ORDER.indexOf(s);
     return i >= 0 ? String(i).padStart(2, "0") : (s.startsWith("DAOD") ? "50" : "90") + s;
