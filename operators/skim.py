@@ -12,7 +12,7 @@ from airflow.sdk import BaseOperator, Param
 from airflow.sdk.exceptions import AirflowFailException
 
 from eventindex.errors import BadInput
-from eventindex.tag.skim import DEFAULT_ATTRIBUTES, SELECTION_OPTIONS, record_failure, selection_of, skim_to_area
+from eventindex.tag.skim import DAG_OPTIONS, DEFAULT_ATTRIBUTES, SELECTION_OPTIONS, record_failure, run_dag_skim
 
 from .hooks import CatalogHook, MetadataHook
 
@@ -23,7 +23,6 @@ _HELP = {"project": "project tag, e.g. data18_13TeV", "run": "runs or run ranges
          "dataset": "one dataset by name", "guid": "events of one file",
          "trigger": "L1 items or HLT chains that passed (all of them)", "since": "from this time (epoch seconds)",
          "until": "until this time (epoch seconds)", "include_obsolete": "also datasets declared obsolete"}
-OPTIONS = (*SELECTION_OPTIONS, "attributes", "formats", "limit", "output", "overwrite")
 
 
 def skim_params() -> dict[str, Param]:
@@ -53,7 +52,7 @@ def skim_params() -> dict[str, Param]:
 
 def options_from_params() -> dict[str, str]:
     """The operator's ``options`` argument: every param, templated from the run's params."""
-    return {name: f"{{{{ params.{name} }}}}" for name in OPTIONS}
+    return {name: f"{{{{ params.{name} }}}}" for name in DAG_OPTIONS}
 
 
 def record_skim_failure(context) -> None:
@@ -75,15 +74,10 @@ class SkimOperator(BaseOperator):
         self.catalog_conn_id, self.metadata_conn_id = catalog_conn_id, metadata_conn_id
 
     def execute(self, context) -> dict:
-        o = dict(self.options)
         settings = MetadataHook(metadata_conn_id=self.metadata_conn_id).settings
         try:
-            sel = selection_of({k: o.get(k) for k in SELECTION_OPTIONS})
             catalog = CatalogHook(self.catalog_conn_id, metadata_conn_id=self.metadata_conn_id).get_catalog()
-            result = skim_to_area(catalog, sel, settings.skims_area, o.get("output"), run_id=context["run_id"],
-                                  attributes=o.get("attributes") or None, formats=o.get("formats") or None,
-                                  limit=None if o.get("limit") in (None, "") else int(o["limit"]),
-                                  overwrite=bool(o.get("overwrite")))
+            result = run_dag_skim(catalog, dict(self.options), settings.skims_area, context["run_id"])
         except BadInput as exc:
             raise AirflowFailException(f"bad skim: {exc}") from None
         summary = result.to_dict()

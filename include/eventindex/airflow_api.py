@@ -75,8 +75,8 @@ class AirflowAPI:
                                     auth=False)["access_token"]
         return self.token
 
-    def trigger(self, dag_id: str, conf: dict) -> str:
-        run_id = f"pick__{time.strftime('%Y%m%dT%H%M%S')}__{uuid.uuid4().hex[:6]}"
+    def trigger(self, dag_id: str, conf: dict, prefix: str = "pick") -> str:
+        run_id = f"{prefix}__{time.strftime('%Y%m%dT%H%M%S')}__{uuid.uuid4().hex[:6]}"
         self._call("PATCH", f"/api/v2/dags/{dag_id}", {"is_paused": False})
         self._call("POST", f"/api/v2/dags/{dag_id}/dagRuns", {"dag_run_id": run_id, "logical_date": None,
                                                               "conf": conf})

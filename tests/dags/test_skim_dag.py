@@ -6,6 +6,8 @@ from pathlib import Path
 
 import uproot
 
+from eventindex.catalog import make_selection
+from eventindex.tag.skim import DAG_OPTIONS, dag_conf
 from tests.dags.conftest import task_states
 
 VERSION = "f961_m1831"
@@ -54,9 +56,10 @@ def test_a_skim_run_writes_the_file_in_the_skims_area_and_pushes_its_summary(dag
     world, out, _, _, _ = loaded
     area = tmp_path / "skims-area"  # not the local home: where every worker writes
     monkeypatch.setenv("EVENTINDEX_SKIMS", str(area))
-    run = dagbag.dags["eventindex_skim"].test(run_conf=_conf(type="AOD", stream="physics_Main", version=VERSION,
-                                                             lumi=["10-20"], formats=["AOD", "RAW"],
-                                                             output="lb10_20.root"))
+    dag = dagbag.dags["eventindex_skim"]
+    assert set(dag.params) == set(DAG_OPTIONS)  # what `eventindex skim --dag` sends names every param
+    sel = make_selection(datatype="AOD", stream="physics_Main", version=VERSION, lumi_blocks=["10-20"])
+    run = dag.test(run_conf=dag_conf(sel, None, ["AOD", "RAW"], "lb10_20.root"))
     assert str(run.state) == "success", task_states(run)
     target = area / "lb10_20.root"
     with uproot.open(target) as h:

@@ -259,3 +259,44 @@ def test_an_empty_skim_is_a_valid_file_with_the_branches_asked_for(home, tmp_pat
     tree = read_tree(tmp_path / "none.root")
     assert result.events == 0 and sorted(tree) == ["AOD_entry", "AOD_guid", "run_number"]
     assert all(len(v) == 0 for v in tree.values())
+
+
+def test_dag_submits_a_conf_that_the_dag_s_task_turns_into_the_same_skim(home, capsys, tmp_path, monkeypatch):
+    from eventindex import airflow_api
+    from eventindex.catalog import open_catalog
+    from eventindex.tag.skim import run_dag_skim
+
+    area = tmp_path / "skims"
+
+    class Airflow:
+        """Airflow's REST API as the CLI sees it; the run does what the DAG's task does with the conf."""
+
+        url = "http://airflow.invalid"
+
+        def trigger(self, dag_id, conf, prefix="pick"):
+            assert (dag_id, prefix) == ("eventindex_skim", "skim")
+            self.conf = json.loads(json.dumps(conf))  # as it travels
+            self.result = run_dag_skim(open_catalog(), self.conf, str(area), "skim__1")
+            return "skim__1"
+
+        def wait(self, dag_id, run_id, progress=None, **kwargs):
+            return "success"
+
+        def run_xcom(self, dag_id, run_id, key):
+            return self.result.to_dict()
+
+    api = Airflow()
+    monkeypatch.setattr(airflow_api.AirflowAPI, "from_env", classmethod(lambda cls, settings=None: api))
+    args = ("--type", "AOD", "--stream", "physics_Main", "--version", VERSION, "--lumi", "8-9", "--formats", "AOD,RAW")
+    rc, submitted, err = skim_cli(capsys, *args, "--dag", "--output", "via_dag.root")
+    assert rc == 0, err
+    assert submitted["run_id"] == "skim__1" and submitted["state"] == "success"
+    assert api.conf["lumi"] == ["8-9"] and api.conf["output"] == "via_dag.root"
+    rc, local, err = skim_cli(capsys, *args, "--output", tmp_path / "local.root")
+    assert rc == 0, err
+    first, second = read_tree(area / "via_dag.root"), read_tree(tmp_path / "local.root")
+    assert sorted(first) == sorted(second) and submitted["events"] == local["events"] > 0
+    for name in first:
+        assert np.array_equal(first[name], second[name]), name
+    rc, _, err = skim_cli(capsys, *args, "--dag", "--output", "sub/x.root")
+    assert rc == 1 and "a file name without folders" in err

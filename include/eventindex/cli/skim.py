@@ -8,7 +8,7 @@ import argparse
 
 from ..errors import BadRequest, NotFound
 from .args import CommaList, add_command, add_selection_options, selection
-from .output import out, print_json, progress
+from .output import err, out, print_json, progress
 
 NOT_IN_FILE = ("options", "help")
 
@@ -18,7 +18,9 @@ def register(sub) -> None:
                                  "each format asked for, to a ROOT file (TTree events)",
                     ["eventindex skim --type AOD --stream physics_Main --lumi 10-20 --formats AOD,RAW "
                      "--attributes run_number,event_number,lumi_block --output skim.root",
-                     "eventindex skim --options skim.toml --lumi 30-40 --json"])
+                     "eventindex skim --options skim.toml --lumi 30-40 --json",
+                     "eventindex skim --type AOD --run 358031 --attributes run_number,event_number --dag "
+                     "--output run358031.root"])
     add_selection_options(p, json_help="the summary as JSON")
     g = p.add_argument_group("skim")
     g.add_argument("--attributes", action=CommaList, metavar="A,B",
@@ -30,6 +32,9 @@ def register(sub) -> None:
     g.add_argument("--output", metavar="FILE.root", help="the ROOT file (in an existing folder) or an object-store URI")
     g.add_argument("--limit", type=int, help="at most this many events")
     g.add_argument("--overwrite", action="store_true", help="replace an existing output file")
+    g.add_argument("--dag", action="store_true",
+                   help="run it as an eventindex_skim DAG run through Airflow's REST API (for big skims); --output "
+                        "is then a file name in the skims area (EVENTINDEX_SKIMS)")
     g.add_argument("--options", action=OptionsFile, metavar="FILE.toml",
                    help="options from a TOML file (keys: the long option names, e.g. type = \"AOD\", "
                         "lumi = [\"10-20\"]); options on the command line win")
@@ -94,6 +99,8 @@ def cmd_skim(args) -> int:
     if not args.output:
         raise BadRequest("give --output FILE.root (or output = \"FILE.root\" in the options file)")
     check_attributes(args.attributes)  # refused before the catalogue is opened
+    if args.dag:
+        return _submit(args)
     check_output(args.output, args.overwrite)
     sel = selection(args)
     catalog = open_catalog()
@@ -110,3 +117,32 @@ def cmd_skim(args) -> int:
     out.print("to make it again:", highlight=False)
     out.print(f"  {result.command}", highlight=False, markup=False, soft_wrap=True)
     return 0
+
+
+def _submit(args) -> int:
+    """The skim as an ``eventindex_skim`` run: submitted, followed with a progress bar, its summary printed."""
+    import json
+
+    from ..airflow_api import AirflowAPI
+    from ..settings import Settings
+    from ..tag.skim import dag_conf
+
+    conf = dag_conf(selection(args), args.attributes or None, args.formats, args.output, args.limit, args.overwrite)
+    api = AirflowAPI.from_env(Settings.from_env())
+    run_id = api.trigger("eventindex_skim", conf, prefix="skim")
+    err.print(f"submitted {run_id} to {api.url}")
+    with progress() as bar:
+        task = bar.add_task("skimming", total=None)
+        state = api.wait("eventindex_skim", run_id, lambda done, total: bar.update(task, completed=done, total=total))
+    summary = api.run_xcom("eventindex_skim", run_id, "summary") if state == "success" else None
+    if args.json:
+        print(json.dumps({"run_id": run_id, "state": state, **(summary or {})}))
+    elif summary:
+        out.print(f"{state}: {summary['events']:,} events written to {summary['output']} ({summary['bytes']:,} bytes)",
+                  highlight=False, markup=False, soft_wrap=True)
+        out.print(f"  {summary['command']}", highlight=False, markup=False, soft_wrap=True)
+    else:
+        failed = api.failed_tasks("eventindex_skim", run_id)
+        out.print(f"{state}: {'failed step(s) ' + ', '.join(failed) + '; ' if failed else ''}see the run {run_id} "
+                  f"in the Airflow UI ({api.url})")
+    return 0 if state == "success" else 1

@@ -344,6 +344,29 @@ def skim_to_area(catalog, sel, area: str, name: str, run_id: str | None = None, 
     return result
 
 
+DAG_OPTIONS = (*SELECTION_OPTIONS, "attributes", "formats", "limit", "output", "overwrite")  # eventindex_skim's params
+
+
+def dag_conf(sel, attributes, formats, name: str, limit: int | None = None, overwrite: bool = False) -> dict:
+    """The conf of an ``eventindex_skim`` run (every param, so that none keeps another run's value): the skim of
+    ``sel`` to ``name`` in the skims area."""
+    opts = selection_options(sel)
+    empty = {"run": [], "lumi": [], "trigger": [], "include_obsolete": False}
+    conf = {k: opts.get(k, empty.get(k)) for k in SELECTION_OPTIONS}
+    conf.update(attributes=check_attributes(attributes), formats=list(formats or []), limit=limit,
+                output=check_name(name), overwrite=bool(overwrite))
+    return conf
+
+
+def run_dag_skim(catalog, options: dict, area: str, run_id: str) -> SkimResult:
+    """What the DAG's task does with its run's params (:data:`DAG_OPTIONS`): the skim to ``<area>/<output>``."""
+    limit = options.get("limit")
+    return skim_to_area(catalog, selection_of({k: options.get(k) for k in SELECTION_OPTIONS}), area,
+                        options.get("output"), run_id=run_id, attributes=options.get("attributes") or None,
+                        formats=options.get("formats") or None, limit=None if limit in (None, "") else int(limit),
+                        overwrite=bool(options.get("overwrite")))
+
+
 def read_summary(area: str, name: str) -> dict | None:
     """The summary stored next to a skim of the skims area (None: there is none)."""
     import json
