@@ -1,7 +1,8 @@
 """`make demo`: the main job end to end on the embedded defaults, with Airflow itself running the DAGs
 (``dag.test()``: no scheduler or server needed). Steps 1-2 (world, producer) and 4 (queries) are the library's
 (:mod:`eventindex.demo`); step 3 ingests every staged dataset through ``eventindex_ingest`` and syncs the conditions
-(trigger menus, run periods) through ``eventindex_conditions``, and step 5 picks events through ``eventindex_pick``.
+(trigger menus, run periods) through ``eventindex_conditions``, step 5 picks events through ``eventindex_pick``,
+and step 6 (a histogram and a skim) is the library's again.
 
     python -m eventindex_airflow.demo [--fresh] [--seed S --runs N --events-per-run M --lumi-blocks L --mc-events K]
 """
@@ -131,10 +132,12 @@ def main(argv: list[str] | None = None) -> int:
         if not pick(console, dags["eventindex_pick"], settings, wanted.request()):
             console.print(f"[red]the picking run failed[/red]; the Airflow logs are in {os.environ['AIRFLOW_HOME']}")
             return 1
+        console.print(f"   try: .venv/bin/eventindex pick --dry-run --events {wanted.events_file} --type AOD | picks")
+        demo.tag_services(console, settings)
     except EventIndexError as exc:
         console.print(f"[red]error:[/red] {exc}", highlight=False)
         return 1
-    console.print(f"   try: .venv/bin/eventindex pick --dry-run --events {wanted.events_file} --type AOD | picks")
+    console.print("   the pages: make up, then http://127.0.0.1:8080/eventindex/ui/operations (queries, picking)")
     return 0
 
 

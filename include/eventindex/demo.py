@@ -306,6 +306,32 @@ def queries(console: Console, settings: Settings, world: dict) -> DemoPick:
                     version=aod["amitag"], source=aod["name"])
 
 
+def tag_services(console: Console, settings: Settings) -> None:
+    """Step 6: the TAG services on the catalogue: a histogram with a trigger cut, and a skim into a ROOT file."""
+    from .catalog import make_selection, open_catalog
+    from .tag.histogram import histogram
+    from .tag.skim import skim
+
+    catalog = open_catalog(settings)
+    console.print("6. TAG services: a histogram and a skim")
+    sel = make_selection(datatype="RAW", stream="physics_Main", triggers=["HLT_mu26_ivarmedium_L1MU14FCH"])
+    started = time.perf_counter()
+    h = histogram(catalog, sel, "lumi_block", 10).to_json()
+    console.print(f"   histogram of lumi_block, RAW physics_Main passing HLT_mu26_ivarmedium_L1MU14FCH: "
+                  f"{h['entries']:,} events in {(time.perf_counter() - started) * 1000:.0f} ms", highlight=False)
+    top = max(h["counts"]) or 1
+    for lo, hi, n in zip(h["edges"][0], h["edges"][0][1:], h["counts"]):
+        console.print(f"   {lo:>6.0f}-{hi:<6.0f} {'#' * round(40 * n / top):<40} {n:>7,}", highlight=False)
+    console.print(f"   try: {h['command'].replace(' --json', ' --png lumi.png')}", highlight=False, soft_wrap=True)
+    result = skim(catalog, make_selection(datatype="AOD", stream="physics_Main", version="f961_m1831",
+                                          lumi_blocks=["10-20"], triggers=["HLT_mu26_ivarmedium_L1MU14FCH"]),
+                  ["run_number", "event_number", "lumi_block", "bcid"], ["AOD", "RAW"],
+                  str(settings.home / "demo-skim.root"), overwrite=True)
+    console.print(f"   skim: {result.events:,} events with their AOD and RAW references -> {result.output} "
+                  f"({result.bytes:,} bytes, TTree events) in {result.seconds:.2f} s", highlight=False)
+    console.print(f"   reproduce: {result.command}", highlight=False, soft_wrap=True)
+
+
 def real_file_queries(console: Console, catalog) -> None:
     """Where an event of the real ATLAS file is, and what a trigger query on it says (it has no trigger masks)."""
     from .catalog import make_selection
@@ -360,4 +386,5 @@ def run(console: Console, settings: Settings, config: WorldConfig, fresh: bool =
     summary = picking.runner_for(settings, f"demo-{time.strftime('%Y%m%dT%H%M%S')}").run(pick.request())
     print_pick(console, summary, time.perf_counter() - started)
     console.print(f"   try: .venv/bin/eventindex pick --dry-run --events {pick.events_file} --type AOD | picks")
+    tag_services(console, settings)
     return 0

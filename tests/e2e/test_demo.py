@@ -39,6 +39,23 @@ def test_make_demo_ingests_through_the_dags_picks_and_a_rerun_changes_nothing(ev
     assert "found 1,000, missing 20 -> user.eventindex:user.eventindex.demo.picked.AOD" in first.stdout  # step 5: event picking
     picked = sorted((eventindex_home / "picks").rglob("*.pool.root"))
     assert picked
+    # step 6: the histogram's entries and the skim's events are what the catalogue counts for the same selections
+    import re
+
+    import uproot
+
+    from eventindex.catalog import make_selection, open_catalog
+    from eventindex.settings import Settings
+
+    catalog = open_catalog(Settings.from_env(env))
+    mu = ["HLT_mu26_ivarmedium_L1MU14FCH"]
+    entries = int(re.search(r"HLT_mu26_ivarmedium_L1MU14FCH: ([\d,]+) events", first.stdout).group(1).replace(",", ""))
+    assert entries == catalog.count(make_selection(datatype="RAW", stream="physics_Main", triggers=mu))
+    with uproot.open(eventindex_home / "demo-skim.root") as f:
+        tree = f["events"]
+        assert tree.num_entries == catalog.count(make_selection(datatype="AOD", stream="physics_Main", version="f961_m1831",
+                                                                lumi_blocks=["10-20"], triggers=mu))
+        assert {"run_number", "event_number", "AOD_guid", "AOD_entry", "RAW_guid", "RAW_entry"} <= set(tree.keys())
     # a second call reuses the world, re-indexes idempotently (same objects), and the pick changes nothing
     second = subprocess.run(args, capture_output=True, text=True, env=env, timeout=900)
     assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
