@@ -17,6 +17,7 @@ import pyarrow.compute as pc
 import sqlalchemy as sa
 
 from .. import metadata as md
+from ..ami.periods import in_periods, run_ranges
 from ..errors import BadLoad, BadRequest, DatasetNotFound, EventIndexError, UnknownTrigger
 from ..guid import format_guid, guid_bytes
 from ..naming import DatasetName, parse
@@ -303,9 +304,10 @@ class CatalogBase:
         self._refresh()
         rows = [r for r in (rows if rows is not None else self._manifest)
                 if sel.include_obsolete or r["status"] == "loaded"]
+        periods = run_ranges(self.engine, sel.periods, sel.project) if sel.periods else None
         out = []
         for r in rows:
-            if sel.dataset and r["name"] != sel.dataset:
+            if sel.dataset and r["name"] != sel.dataset or periods is not None and not in_periods(r, periods):
                 continue
             if sel.project and r["project"] != sel.project:
                 continue

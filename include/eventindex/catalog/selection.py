@@ -20,6 +20,7 @@ from ..trigger import close_matches
 UINT32_MAX = 2**32 - 1
 UINT64_MAX = 2**64 - 1
 TRIGGER_RE = re.compile(r"^(L1|HLT)_[A-Za-z0-9_.\-]{1,120}$")
+PERIOD_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,15}$")  # COMA's names: B, C, Z1, AllYear
 
 
 Range = tuple[int, int]
@@ -56,6 +57,7 @@ class Selection:
     triggers: tuple[str, ...] = ()  # all must have passed (L1 after veto, HLT passed)
     time_range: Range | None = None  # seconds since the epoch, inclusive
     include_obsolete: bool = False
+    periods: tuple[str, ...] = ()  # run periods (run_periods of the metadata DB), resolved by the catalogue
     extra: dict = field(default_factory=dict, compare=False)
 
     @property
@@ -68,7 +70,7 @@ class Selection:
 
 
 def make_selection(*, project=None, runs=(), lumi_blocks=(), stream=None, datatype=None, version=None, dataset=None,
-                   guid=None, triggers=(), time_range=None, include_obsolete=False) -> Selection:
+                   guid=None, triggers=(), time_range=None, include_obsolete=False, period=()) -> Selection:
     """Build a checked Selection from user input (strings from a CLI or REST call, or Python values)."""
     if project is not None and not PROJECT_RE.match(project):
         raise BadSelection(f"project {project!r} is not a project tag like data18_13TeV")
@@ -96,6 +98,10 @@ def make_selection(*, project=None, runs=(), lumi_blocks=(), stream=None, dataty
     for t in triggers:
         if not isinstance(t, str) or not TRIGGER_RE.match(t):
             raise BadSelection(f"trigger {t!r} is not an L1_ item or HLT_ chain name")
+    periods = [p for p in re.split(r"[,\s]+", period) if p] if isinstance(period, str) else list(period or ())
+    for p in periods:
+        if not isinstance(p, str) or not PERIOD_RE.match(p):
+            raise BadSelection(f"period {p!r} is not a run period name like B or Z1")
     if isinstance(runs, (str, int)):
         runs = [runs]
     if isinstance(lumi_blocks, (str, int)):
@@ -106,7 +112,7 @@ def make_selection(*, project=None, runs=(), lumi_blocks=(), stream=None, dataty
         time_range = _range(time_range, "time range")
     return Selection(project=project, runs=run_ranges, lumi_blocks=lb_ranges, stream=stream, datatype=datatype,
                      version=version, dataset=dataset, guid=guid, triggers=tuple(triggers), time_range=time_range,
-                     include_obsolete=include_obsolete)
+                     include_obsolete=include_obsolete, periods=tuple(dict.fromkeys(periods)))
 
 
 def overlaps_ranges(lo: int, hi: int, ranges: tuple[Range, ...]) -> bool:

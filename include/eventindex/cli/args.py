@@ -68,6 +68,8 @@ def add_selection_options(p: argparse.ArgumentParser, json_help: str = "machine-
     g = p.add_argument_group("selection")
     g.add_argument("--project", help="project tag, e.g. data18_13TeV")
     add_range_option(g, "--run", "run")
+    g.add_argument("--period", action=CommaList, metavar="NAME",
+                   help="run period (B, C, ... as synced from the conditions); comma-separated or repeated")
     add_range_option(g, "--lumi", "lumi block")
     g.add_argument("--stream", help="trigger stream, e.g. physics_Main")
     g.add_argument("--type", help="data type: RAW, AOD, DAOD_PHYS, ...")
@@ -90,7 +92,8 @@ def selection(args):
     time_range = None if since is None and until is None else (since or 0, until or 2**32 - 1)
     return make_selection(project=args.project, runs=args.run, lumi_blocks=args.lumi, stream=args.stream,
                           datatype=args.type, version=args.version, dataset=args.dataset, guid=args.guid,
-                          triggers=args.trigger, time_range=time_range, include_obsolete=args.include_obsolete)
+                          triggers=args.trigger, time_range=time_range, include_obsolete=args.include_obsolete,
+                          period=getattr(args, "period", ()))
 
 
 def add_world_options(p: argparse.ArgumentParser) -> None:
