@@ -309,18 +309,16 @@ class EmbeddedCatalog(CatalogBase):
             return triggers, matrix
         bits = self._trigger_bits(tuple(triggers), rows)
         sql, params = self._where(sel, rows, self._trigger_bits(sel.triggers, rows) if sel.triggers else {})
-        exprs, eparams = [], []
-        for t in triggers:
+        # each trigger is decoded once per event (a column of the inner query), then the pairs are counted from
+        # those booleans: 10 triggers cost 10 bit tests per event, not 110
+        decoded, dparams = [], []
+        for i, t in enumerate(triggers):
             e, p = trigger_expr(bits[t])
-            exprs.append(e)
-            eparams.append(p)
-        sums, sparams = [], []
-        for i in range(k):
-            for j in range(i, k):
-                sums.append(f"count_if(({exprs[i]}) AND ({exprs[j]}))")
-                sparams += eparams[i] + eparams[j]
-        result = self._duck(f"SELECT {', '.join(sums)} FROM {self._source(rows)} WHERE {sql}", sparams + params) \
-            .fetchone()
+            decoded.append(f"({e}) AS t{i}")
+            dparams += p
+        sums = [f"count_if(t{i} AND t{j})" for i in range(k) for j in range(i, k)]
+        result = self._duck(f"SELECT {', '.join(sums)} FROM (SELECT {', '.join(decoded)} FROM {self._source(rows)} "
+                            f"WHERE {sql})", dparams + params).fetchone()
         it = iter(result)
         for i in range(k):
             for j in range(i, k):
