@@ -17,6 +17,7 @@ import sqlalchemy as sa
 
 from . import metadata as md
 from . import progress
+from .ami.lumi import lost_lumi_blocks
 from .catalog.base import SOURCES
 from .errors import BadRequest
 
@@ -85,7 +86,9 @@ def dataset_list(catalog, *, state: str | None = None, source: str | None = None
 
 def dataset_detail(catalog, name: str) -> dict:
     """Everything ``catalog.show`` says of one dataset, with its ``validation_reports``, ``consistency_reports``
-    and ``progress`` (its row of ``dataset_progress``, or None); DatasetNotFound when absent."""
+    and ``progress`` (its row of ``dataset_progress``, or None), and ``lost_lumi_blocks`` (``{"run": [lumi block,
+    ...]}`` in its RAW and not in it, ``{}`` when none; null for what has no RAW to compare with: see
+    ``ami.lumi``); DatasetNotFound when absent."""
     row = catalog.show(name)
     name = row["name"]
     v, c = md.validation_reports, md.consistency_reports
@@ -96,6 +99,8 @@ def dataset_detail(catalog, name: str) -> dict:
             sa.select(c.c.run_at, c.c.check_name, c.c.detail, c.c.count).where(c.c.dataset == name)
             .order_by(c.c.id))]
     row["progress"] = _progress_row(progress.get(catalog.engine, name))
+    lost = lost_lumi_blocks(catalog, row)
+    row["lost_lumi_blocks"] = None if lost is None else {str(run): lbs for run, lbs in lost.items()}
     return jsonable(row)
 
 

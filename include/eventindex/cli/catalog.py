@@ -220,6 +220,9 @@ def cmd_show(args) -> int:
     elif row["menu_missing"]:
         out.print(f"[bold]{'menu missing':>14}[/bold]  SMK {', '.join(map(str, row['menu_missing']))}: not selectable "
                   "by trigger name until the conditions are synced", highlight=False)
+    for run, lbs in (row["lost_lumi_blocks"] or {}).items():
+        out.print(f"[bold]{'lost lumi':>14}[/bold]  run {run}: {len(lbs)} lumi blocks of its RAW are not in it "
+                  f"({', '.join(map(str, lbs))})", highlight=False)
     t = table("load history", ["at", "action", "load id", "events"])
     for h in row["history"]:
         t.add_row(h["at"][:19].replace("T", " "), h["action"], h["load_id"] or "", str(h["nevents"] or ""))

@@ -2,10 +2,10 @@
 
 Tier-0 writes RAW per stream and reconstructs it into AOD (f-tag); each AOD event points at its RAW entry.
 A reprocessing campaign (r-tags) writes a second AOD version of physics_Main, same events in other files and
-another order; derivations (p-tag) write DAOD_PHYS with a subset of the events. Simulation samples carry
-mc_channel_number and weights. ``world.json`` lists every dataset and file; ``menus.json`` the trigger menus;
-``upstream.sqlite`` the Tier-0 READY flags, the production-system tasks and the conditions source (COMA's trigger
-menus and run periods).
+another order (optionally losing a few lumi blocks of the first run: ``WorldConfig.lost_lumi_blocks``);
+derivations (p-tag) write DAOD_PHYS with a subset of the events. Simulation samples carry mc_channel_number and
+weights. ``world.json`` lists every dataset and file; ``menus.json`` the trigger menus; ``upstream.sqlite`` the
+Tier-0 READY flags, the production-system tasks and the conditions source (COMA's trigger menus and run periods).
 """
 
 from __future__ import annotations
@@ -53,6 +53,9 @@ class WorldConfig:
     mc_file_events: int = 2_000
     mc_project: str = "mc16_13TeV"
     mc_run: int = 284500
+    # lumi blocks whose events the reprocessing (REPRO_TAG AOD) of the first run's physics_Main loses, as a failed
+    # job would: the AMI "lost lumi blocks" of that dataset. Empty (the default): a complete reprocessing.
+    lost_lumi_blocks: tuple[int, ...] = ()
     workers: int = field(default_factory=lambda: min(2, os.cpu_count() or 1))
 
 
@@ -198,6 +201,8 @@ def simulate(out: str | Path, config: WorldConfig | None = None, progress=None) 
                 continue
             # reprocessing: same events, other files, other order
             order = idx[np.argsort(rng.random(len(idx)))]
+            if i == 0 and config.lost_lumi_blocks:
+                order = order[~np.isin(ev.columns["lumi_block"][order], np.asarray(config.lost_lumi_blocks))]
             repro_files = [np.sort(f)[rng.permutation(len(f))] for f in _chunks(order, config.reproc_file_events)]
             repro = raw.with_tag(REPRO_TAG, "AOD", "merge")
             repro_task = b.task_id()

@@ -1,0 +1,54 @@
+"""Lost lumi blocks: the lumi blocks a run's RAW holds that a reconstruction or reprocessing of the same run and
+stream does not (AMI's "missing lumi blocks" of a dataset), as a failed job that was never retried leaves them.
+
+Computed from the catalogue alone: the distinct (run, lumi block) pairs of the RAW against those of the dataset,
+batch by batch with numpy, never per event.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..catalog.selection import make_selection
+
+COMPARED = ("AOD", "ESD")  # formats that keep every event of the RAW; a derivation skims them away by design
+
+
+def lumi_pairs(catalog, sel) -> np.ndarray:
+    """The distinct (run, lumi block) pairs of the events passing ``sel``, as an ``(N, 2)`` int64 array."""
+    parts = [np.unique(np.column_stack([b.column(0).to_numpy(zero_copy_only=False).astype(np.int64),
+                                        b.column(1).to_numpy(zero_copy_only=False).astype(np.int64)]), axis=0)
+             for b in catalog.select(sel, columns=["run_number", "lumi_block"]) if b.num_rows]
+    return np.unique(np.concatenate(parts), axis=0) if parts else np.zeros((0, 2), np.int64)
+
+
+def raw_of(catalog, row: dict) -> list[str]:
+    """The loaded RAW datasets of a data dataset's project, run and stream."""
+    if row.get("stream") is None or row.get("run_number") is None:
+        return []
+    sel = make_selection(project=row["project"], runs=[(row["first_run"], row["last_run"])], stream=row["stream"],
+                         datatype="RAW")
+    return [r["name"] for r in catalog.matching(sel)]
+
+
+def lost_lumi_blocks(catalog, dataset: str | dict) -> dict[int, list[int]] | None:
+    """``{run: [lumi block, ...]}`` of the lumi blocks in the RAW of ``dataset``'s run and stream and not in
+    ``dataset`` (``{}``: none lost); None when there is nothing to compare with: a RAW, a derivation, a simulation
+    sample, an erased dataset, or no RAW of that run and stream in the catalogue. ``dataset`` is a name or the row
+    ``catalog.show`` gave for it."""
+    row = catalog.show(dataset) if isinstance(dataset, str) else dataset
+    usable = row["datatype"] in COMPARED and row["status"] in ("loaded", "obsolete")
+    raws = raw_of(catalog, row) if usable else []
+    if not raws:
+        return None
+    raw = np.unique(np.concatenate([lumi_pairs(catalog, make_selection(dataset=name)) for name in raws]), axis=0)
+    held = lumi_pairs(catalog, make_selection(dataset=row["name"], include_obsolete=True))
+    if len(held):
+        raw_key = (raw[:, 0] << 32) | raw[:, 1]
+        lost = raw[~np.isin(raw_key, (held[:, 0] << 32) | held[:, 1])]
+    else:
+        lost = raw
+    out: dict[int, list[int]] = {}
+    for run, lb in lost.tolist():
+        out.setdefault(int(run), []).append(int(lb))
+    return out
