@@ -14,7 +14,7 @@ from pathlib import Path
 import sqlalchemy as sa
 from sqlalchemy.schema import CreateIndex, CreateTable
 
-SCHEMA_VERSION = 7
+SCHEMA_VERSION = 8
 metadata = sa.MetaData()
 
 schema_version = sa.Table(
@@ -97,6 +97,7 @@ load_history = sa.Table(
     sa.Column("replaced_load_id", sa.String(64)),
     sa.Column("nevents", sa.BigInteger),
     sa.Column("at", sa.DateTime, nullable=False),
+    sa.Column("nfiles", sa.Integer),  # added in schema version 8: the files of the version loaded
 )
 
 
@@ -204,8 +205,13 @@ def _v7(conn) -> None:
         conn.execute(sa.text("ALTER TABLE datasets ADD COLUMN source VARCHAR(16)"))
 
 
+def _v8(conn) -> None:
+    if "nfiles" not in {c["name"] for c in sa.inspect(conn).get_columns("load_history")}:  # v1 of today makes it
+        conn.execute(sa.text("ALTER TABLE load_history ADD COLUMN nfiles INTEGER"))
+
+
 # version -> function(connection); append, never edit
-MIGRATIONS = {1: _v1, 2: _v2, 3: _v3, 4: _v4, 5: _v5, 6: _v6, 7: _v7}
+MIGRATIONS = {1: _v1, 2: _v2, 3: _v3, 4: _v4, 5: _v5, 6: _v6, 7: _v7, 8: _v8}
 
 
 def now() -> datetime:

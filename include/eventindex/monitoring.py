@@ -18,6 +18,7 @@ import sqlalchemy as sa
 from . import metadata as md
 from . import progress
 from .ami.lumi import lost_lumi_blocks
+from .ami.provenance import history_counts, provenance
 from .catalog.base import SOURCES
 from .errors import BadRequest
 
@@ -88,7 +89,8 @@ def dataset_detail(catalog, name: str) -> dict:
     """Everything ``catalog.show`` says of one dataset, with its ``validation_reports``, ``consistency_reports``
     and ``progress`` (its row of ``dataset_progress``, or None), and ``lost_lumi_blocks`` (``{"run": [lumi block,
     ...]}`` in its RAW and not in it, ``{}`` when none; null for what has no RAW to compare with: see
-    ``ami.lumi``); DatasetNotFound when absent."""
+    ``ami.lumi``), its ``provenance`` (parents and children by name) and ``history_counts`` (nfiles and nevents
+    per load, see ``ami.provenance``); DatasetNotFound when absent."""
     row = catalog.show(name)
     name = row["name"]
     v, c = md.validation_reports, md.consistency_reports
@@ -101,6 +103,8 @@ def dataset_detail(catalog, name: str) -> dict:
     row["progress"] = _progress_row(progress.get(catalog.engine, name))
     lost = lost_lumi_blocks(catalog, row)
     row["lost_lumi_blocks"] = None if lost is None else {str(run): lbs for run, lbs in lost.items()}
+    row["provenance"] = provenance(catalog, row)
+    row["history_counts"] = history_counts(row["history"])
     return jsonable(row)
 
 

@@ -98,7 +98,7 @@ def test_a_schema_6_database_is_upgraded_keeping_its_datasets_with_no_source(wor
         conn.exec_driver_sql("ALTER TABLE datasets DROP COLUMN source")
         conn.execute(sa.table("datasets", *[sa.column(k) for k in row]).insert().values(**row))
     assert "source" not in {c["name"] for c in sa.inspect(engine).get_columns("datasets")}
-    assert md.upgrade(engine) == md.SCHEMA_VERSION == 7
+    assert md.upgrade(engine) == md.SCHEMA_VERSION >= 7
     catalog = EmbeddedCatalog(tmp_path / "cat6", url)
     [kept] = catalog.datasets()
     assert kept["name"] == row["name"] and kept["nevents"] == row["nevents"] and kept["source"] is None

@@ -230,7 +230,7 @@ class CatalogBase:
                 conn.execute(md.trigger_counts.insert(), [{"dataset_id": dataset_id, **c} for c in p.counts])
             conn.execute(md.load_history.insert().values(
                 dataset=p.ds.name, action="reload" if replaced else "load", load_id=load_id,
-                replaced_load_id=replaced, nevents=p.table.num_rows, at=md.now()))
+                replaced_load_id=replaced, nevents=p.table.num_rows, nfiles=p.row["nfiles"], at=md.now()))
         self._bump_generation()
         return replaced
 
