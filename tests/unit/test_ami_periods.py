@@ -116,3 +116,28 @@ def test_the_web_selection_takes_period_like_the_cli(period_catalog):
     sel = queries.selection(period=["B"], type="AOD")
     assert sel.periods == ("B",) and queries.selection(period=["B,C", "C"]).periods == ("B", "C")
     assert catalog.count(sel) == catalog.count(queries.selection(run=[f"{first}-{last}"], type="AOD")) > 0
+
+
+def test_a_dataset_straddling_a_period_edge_is_refused_not_counted_whole():
+    from eventindex.ami.periods import in_periods
+
+    ranges = {"data18_13TeV": ((100, 200),)}
+    row = {"name": "data18_13TeV.00000150.physics_Main.merge.AOD.f1", "project": "data18_13TeV"}
+    assert in_periods({**row, "first_run": 150, "last_run": 150}, ranges)
+    assert not in_periods({**row, "first_run": 201, "last_run": 300}, ranges)
+    assert not in_periods({**row, "project": "data17_13TeV", "first_run": 150, "last_run": 150}, ranges)
+    with pytest.raises(BadSelection, match="run range"):
+        in_periods({**row, "first_run": 190, "last_run": 250}, ranges)
+
+
+def test_skims_and_histograms_spell_the_period_and_the_skim_dag_refuses_it():
+    from eventindex.errors import BadRequest
+    from eventindex.tag import histogram, skim
+
+    sel = make_selection(period="B,C", datatype="AOD")
+    assert skim.selection_options(sel)["period"] == ["B", "C"]
+    assert skim.selection_of(skim.selection_options(sel)) == sel
+    assert "--period B,C" in skim.reproduce_command(sel, ["run_number"], ["AOD"], "x.root")
+    assert histogram.selection_dict(sel)["period"] == ["B", "C"]
+    with pytest.raises(BadRequest, match="--run"):
+        skim.dag_conf(sel, ["run_number"], ["AOD"], "x.root")

@@ -43,6 +43,15 @@ def run_ranges(engine: sa.Engine, names: tuple[str, ...], project: str | None = 
 
 
 def in_periods(row: dict, ranges: dict[str, tuple[Range, ...]]) -> bool:
-    """Whether a manifest row's runs meet the period ranges of its own project."""
+    """Whether a manifest row's runs lie in the period ranges of its own project.
+
+    Periods select whole datasets (a data dataset holds one run), so a dataset whose runs straddle a period's edge
+    is refused rather than counted whole: select it by run range instead."""
     spans = ranges.get(row["project"])
-    return bool(spans) and any(a <= row["last_run"] and row["first_run"] <= b for a, b in spans)
+    if not spans or not any(a <= row["last_run"] and row["first_run"] <= b for a, b in spans):
+        return False
+    if not any(a <= row["first_run"] and row["last_run"] <= b for a, b in spans):
+        raise BadSelection(f"dataset {row['name']} holds runs {row['first_run']}-{row['last_run']}, not all in the "
+                           f"period(s) selected ({', '.join(f'{a}-{b}' for a, b in spans)}); select its runs by "
+                           "run range (--run) instead")
+    return True

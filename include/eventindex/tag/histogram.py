@@ -270,6 +270,8 @@ def selection_dict(sel) -> dict:
             out[key] = value
     if sel.runs:
         out["run"] = [_span(r) for r in sel.runs]
+    if sel.periods:
+        out["period"] = list(sel.periods)
     if sel.lumi_blocks:
         out["lumi"] = [_span(r) for r in sel.lumi_blocks]
     if sel.triggers:

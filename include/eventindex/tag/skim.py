@@ -70,7 +70,8 @@ def selection_options(sel) -> dict:
     opts = {"project": sel.project, "run": _ranges(sel.runs), "lumi": _ranges(sel.lumi_blocks),
             "stream": sel.stream, "type": sel.datatype, "version": sel.version, "dataset": sel.dataset,
             "guid": sel.guid, "trigger": list(sel.triggers), "since": sel.time_range[0] if sel.time_range else None,
-            "until": sel.time_range[1] if sel.time_range else None, "include_obsolete": sel.include_obsolete}
+            "until": sel.time_range[1] if sel.time_range else None, "include_obsolete": sel.include_obsolete,
+            "period": list(sel.periods)}  # not a DAG param (see dag_conf)
     return {k: v for k, v in opts.items() if v not in (None, [], False)}
 
 
@@ -79,7 +80,7 @@ def selection_of(options: dict):
     ``selection``); empty values count as not given."""
     from ..catalog import make_selection
 
-    unknown = sorted(set(options) - set(SELECTION_OPTIONS))
+    unknown = sorted(set(options) - set(SELECTION_OPTIONS) - {"period"})
     if unknown:
         raise BadRequest(f"unknown selection option(s) {', '.join(unknown)}; "
                          f"choose from {', '.join(SELECTION_OPTIONS)}")
@@ -89,7 +90,8 @@ def selection_of(options: dict):
     return make_selection(project=o.get("project"), runs=o.get("run", ()), lumi_blocks=o.get("lumi", ()),
                           stream=o.get("stream"), datatype=o.get("type"), version=o.get("version"),
                           dataset=o.get("dataset"), guid=o.get("guid"), triggers=o.get("trigger", ()),
-                          time_range=time_range, include_obsolete=bool(o.get("include_obsolete")))
+                          time_range=time_range, include_obsolete=bool(o.get("include_obsolete")),
+                          period=o.get("period", ()))
 
 
 def reproduce_command(sel, attributes: list[str], formats: list[str], output: str, limit: int | None = None,
@@ -350,6 +352,9 @@ DAG_OPTIONS = (*SELECTION_OPTIONS, "attributes", "formats", "limit", "output", "
 def dag_conf(sel, attributes, formats, name: str, limit: int | None = None, overwrite: bool = False) -> dict:
     """The conf of an ``eventindex_skim`` run (every param, so that none keeps another run's value): the skim of
     ``sel`` to ``name`` in the skims area."""
+    if sel.periods:  # the DAG's params have no period yet: refused rather than dropped
+        raise BadRequest("a skim through the eventindex_skim DAG cannot select by run period yet; give the "
+                         "period's runs with --run instead")
     opts = selection_options(sel)
     empty = {"run": [], "lumi": [], "trigger": [], "include_obsolete": False}
     conf = {k: opts.get(k, empty.get(k)) for k in SELECTION_OPTIONS}
