@@ -6,6 +6,7 @@ Each step prints what it does on the rich ``console`` it is given; nothing here 
 
 from __future__ import annotations
 
+import json
 import shutil
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -160,7 +161,8 @@ def prepare(console: Console, settings: Settings, config: WorldConfig, fresh: bo
     from .ddm import LocalRucio, register_world
     from .sim.world import load_world
 
-    wanted = {k: v for k, v in asdict(config).items() if k != "workers"}
+    # as the world's JSON holds it (tuples become lists), so that an unchanged config is recognised
+    wanted = json.loads(json.dumps({k: v for k, v in asdict(config).items() if k != "workers"}))
     console.rule("[bold]EventIndex demo (embedded defaults)")
     console.print(f"EVENTINDEX_HOME = {settings.home}")
     world_dir = settings.world_dir
