@@ -19,13 +19,13 @@ import sqlalchemy as sa
 from .. import metadata as md
 from ..ami.periods import in_periods, run_ranges
 from ..errors import BadLoad, BadRequest, DatasetNotFound, EventIndexError, UnknownTrigger
-from ..guid import format_guid, guid_bytes
+from ..guid import format_guid
 from ..naming import DatasetName, parse
 from ..schema import stage_key, stages_of
 from ..trigger import TriggerMenu, close_matches
 from .records import LoadResult, as_table, check_records, trigger_counts
 from .selection import (Selection, check_known, check_trigger_data, contained, has_trigger_information,
-                        menus_missing, overlaps_ranges)
+                        menus_missing, overlaps_ranges, row_filters)
 
 __all__ = ["Catalog", "CatalogBase", "LoadResult", "PreparedLoad", "SOURCES", "check_records", "row_filters"]
 SOURCES = ("tier0", "grid", "campaign", "manual")  # which ingestion loaded a dataset (column ``datasets.source``)
@@ -428,29 +428,3 @@ class CatalogBase:
             self._by_run, self._wide = dict(by_run), wide
             self._menus = None
             self._generation = key
-
-
-# --- helpers ------------------------------------------------------------------------------------------------
-
-
-def row_filters(sel: Selection, rows: list[dict], bits, column, trigger_expr) -> tuple[list[str], list]:
-    """The event-level WHERE clauses of a selection, with bound parameters, for any SQL backend.
-
-    ``column(name)`` spells a record column in the backend's SQL; ``trigger_expr({smk: (level, bit)})`` returns
-    ``(sql, params)`` for "this trigger passed" (bit positions differ per menu).
-    """
-    clauses, params = [], []
-    for name, ranges in (("run_number", sel.runs), ("lumi_block", sel.lumi_blocks),
-                         ("timestamp", (sel.time_range,) if sel.time_range else ())):
-        if ranges:
-            clauses.append("(" + " OR ".join(f"{column(name)} BETWEEN ? AND ?" for _ in ranges) + ")")
-            params += [v for r in ranges for v in r]
-    if sel.guid:
-        stages = sorted({r["datatype"] for r in rows})
-        clauses.append("(" + " OR ".join(f"{column(s + '_guid')} = ?" for s in stages) + ")")
-        params += [guid_bytes(sel.guid)] * len(stages)
-    for name in sel.triggers:
-        e, p = trigger_expr(bits[name])
-        clauses.append(f"({e})")
-        params += p
-    return clauses, params

@@ -22,7 +22,8 @@ import pyarrow as pa
 from ..guid import format_guid
 from ..schema import L1_MASKS, HLT_MASKS, stage_key
 from ..trigger import masks_from_arrow
-from .base import CatalogBase, row_filters
+from .base import CatalogBase
+from .selection import row_filters
 from .records import TRIGGER_COLUMNS, LoadResult, duplicate_table, is_ref_column
 from .selection import BadSelection, Selection, check_pairs, event_id, make_selection
 

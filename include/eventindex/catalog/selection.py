@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from ..errors import BadSelection, EventIndexError, MenuMissing, NoTriggerInformation
-from ..guid import normalize_guid
+from ..guid import guid_bytes, normalize_guid
 from ..naming import DATATYPE_RE, PROJECT_RE, STREAM_RE, TAG_RE
 from ..trigger import close_matches
 
@@ -213,3 +213,26 @@ def check_trigger_data(rows: list[dict], menus: dict) -> None:
 def _listing(items: list[str], shown: int = 5) -> str:
     more = f" and {len(items) - shown} more" if len(items) > shown else ""
     return ", ".join(items[:shown]) + more
+
+
+def row_filters(sel: Selection, rows: list[dict], bits, column, trigger_expr) -> tuple[list[str], list]:
+    """The event-level WHERE clauses of a selection, with bound parameters, for any SQL backend.
+
+    ``column(name)`` spells a record column in the backend's SQL; ``trigger_expr({smk: (level, bit)})`` returns
+    ``(sql, params)`` for "this trigger passed" (bit positions differ per menu).
+    """
+    clauses, params = [], []
+    for name, ranges in (("run_number", sel.runs), ("lumi_block", sel.lumi_blocks),
+                         ("timestamp", (sel.time_range,) if sel.time_range else ())):
+        if ranges:
+            clauses.append("(" + " OR ".join(f"{column(name)} BETWEEN ? AND ?" for _ in ranges) + ")")
+            params += [v for r in ranges for v in r]
+    if sel.guid:
+        stages = sorted({r["datatype"] for r in rows})
+        clauses.append("(" + " OR ".join(f"{column(s + '_guid')} = ?" for s in stages) + ")")
+        params += [guid_bytes(sel.guid)] * len(stages)
+    for name in sel.triggers:
+        e, p = trigger_expr(bits[name])
+        clauses.append(f"({e})")
+        params += p
+    return clauses, params

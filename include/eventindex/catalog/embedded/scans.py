@@ -11,7 +11,7 @@ from typing import Iterator
 import duckdb
 import pyarrow as pa
 
-from ..base import row_filters
+from ..selection import row_filters
 from ..records import TRIGGER_COLUMNS, is_ref_column
 from ..selection import Selection
 
