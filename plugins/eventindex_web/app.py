@@ -8,7 +8,7 @@ from pathlib import Path
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse, RedirectResponse
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
 from eventindex.errors import BadInput, ConfigurationError, EventIndexError, NotFound, TransientError
@@ -18,6 +18,10 @@ from .api import datasets, histograms, picks, queries
 HERE = Path(__file__).parent
 PAGES = ("operations", "queries", "picking")
 TITLES = {"operations": "Operations", "queries": "Queries", "picking": "Event picking"}
+SCRIPTS = {"operations": ["operations.js"], "queries": ["queries.js", "histogram.js"], "picking": ["picking.js"]}
+CHARTS = ("operations", "queries")  # the pages that load Vega-Lite
+VENDOR = ("vega.min.js", "vega-lite.min.js", "vega-embed.min.js")
+HEADER_MARK = "<!-- in the header above, the page below -->"
 
 
 def _status(exc: EventIndexError) -> int:
@@ -59,12 +63,30 @@ def create_app() -> FastAPI:
     return app
 
 
+def render_page(name: str) -> str:
+    """A page: the shared frame (``pages/layout.html``: head, scripts, header with the navigation) around the page's
+    own part (``pages/<name>.html``; what precedes its header mark goes into the header)."""
+    own = (HERE / "pages" / f"{name}.html").read_text()
+    header, _, own = own.rpartition(HEADER_MARK) if HEADER_MARK in own else ("", "", own)
+    scripts = [f"vendor/{v}" for v in VENDOR] * (name in CHARTS) + ["eventindex.js"]
+    tags = [f'  <script src="/eventindex/static/{s}"></script>' for s in scripts] + \
+        [f'  <script src="/eventindex/static/{s}" defer></script>' for s in SCRIPTS[name]]
+    current = ' aria-current="page"'
+    nav = [f'    <a href="/eventindex/ui/{p}"{current if p == name else ""} data-testid="nav-{p}">{TITLES[p]}</a>'
+           for p in PAGES]
+    html = (HERE / "pages" / "layout.html").read_text()
+    for mark, text in (("TITLE", TITLES[name]), ("SCRIPTS", "\n".join(tags)), ("NAV", "\n".join(nav)),
+                       ("HEADER", header.strip()), ("PAGE", own.strip())):
+        html = html.replace(f"<!--{mark}-->", text)
+    return html
+
+
 def _page(name: str):
-    """A page is static HTML: it holds no data (its scripts fetch the API with the caller's session)."""
-    path = HERE / "pages" / f"{name}.html"
+    """A page holds no data (its scripts fetch the API with the caller's session): rendered once."""
+    html = render_page(name)
 
     def page():
-        return FileResponse(path, media_type="text/html", headers={"Cache-Control": "no-cache"})
+        return HTMLResponse(html, headers={"Cache-Control": "no-cache"})
 
     page.__name__ = f"page_{name}"
     return page
