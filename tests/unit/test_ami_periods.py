@@ -17,16 +17,12 @@ from eventindex.catalog import make_selection
 from eventindex.catalog.embedded import EmbeddedCatalog
 from eventindex.catalog.loader import load_staged
 from eventindex.errors import BadSelection
+from tests.unit.test_conditions import _expected_periods
 
 
 def _world_periods(world) -> dict[str, tuple[int, int]]:
-    out: list[list] = []
-    for run in sorted(world["runs"], key=lambda r: r["run_number"]):
-        if out and out[-1][3] == run["smk"]:
-            out[-1][2] = run["run_number"]
-        else:
-            out.append([chr(ord("B") + len(out)), run["run_number"], run["run_number"], run["smk"]])
-    return {p: (a, b) for p, a, b, _ in out}
+    """The periods the conditions source holds for the world, as the conditions tests expect them."""
+    return {p: (a, b) for p, a, b in _expected_periods(world)}
 
 
 @pytest.fixture(scope="module")
