@@ -91,6 +91,10 @@
   }
 
   document.addEventListener("DOMContentLoaded", () => {
+    const second = $("#histogram-column-y");  // the 2nd axis offers the same columns as the first, or none
+    for (const option of $("#histogram-column").options) {
+      second.append(new Option(option.textContent, option.value));
+    }
     $("#histogram-button").addEventListener("click", histogram);
   });
 })();
