@@ -24,6 +24,7 @@ from ..naming import DatasetName, parse
 from ..schema import stage_key, stages_of
 from ..trigger import TriggerMenu, close_matches
 from .records import LoadResult, as_table, check_records, trigger_counts
+from .expression import is_name
 from .selection import (Selection, check_known, check_trigger_data, contained, has_trigger_information,
                         menus_missing, overlaps_ranges, row_filters)
 
@@ -369,12 +370,12 @@ class CatalogBase:
     def count(self, sel: Selection) -> int:
         rows = self._candidates(sel)
         total, scan, by_bits = 0, [], []
-        bits = self._trigger_bits(sel.triggers, rows) if sel.triggers else {}
+        bits = self._trigger_bits(sel.trigger_names, rows) if sel.triggers else {}
         for r in rows:
             whole = not sel.event_level and contained(r["first_run"], r["last_run"], sel.runs)
             if whole and not sel.triggers:
                 total += r["nevents"]
-            elif whole and len(sel.triggers) == 1:
+            elif whole and len(sel.triggers) == 1 and is_name(sel.triggers[0]):
                 by_bits.append(r)
             else:
                 scan.append(r)

@@ -194,7 +194,7 @@ class PhoenixCatalog(CatalogBase):
             raise BadSelection(f"unknown column(s) {', '.join(map(repr, bad))}")
         if not rows:
             return iter(())
-        bits = self._trigger_bits(sel.triggers, rows) if sel.triggers else {}
+        bits = self._trigger_bits(sel.trigger_names, rows) if sel.triggers else {}
         sql, params = self._where(sel, rows, bits)
         stages = {s for r in rows for s in r["stages"]}
         names = {r["load_id"]: r["name"] for r in rows}

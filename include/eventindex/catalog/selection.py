@@ -16,10 +16,12 @@ from ..errors import BadSelection, EventIndexError, MenuMissing, NoTriggerInform
 from ..guid import guid_bytes, normalize_guid
 from ..naming import DATATYPE_RE, PROJECT_RE, STREAM_RE, TAG_RE
 from ..trigger import close_matches
+from . import expression
 
 UINT32_MAX = 2**32 - 1
 UINT64_MAX = 2**64 - 1
-TRIGGER_RE = re.compile(r"^(L1|HLT)_[A-Za-z0-9_.\-]{1,120}$")
+TRIGGER_RE = expression.NAME_RE
+BCID_MAX = 3563  # bunch crossings of one LHC orbit, numbered 0..3563
 PERIOD_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,15}$")  # COMA's names: B, C, Z1, AllYear
 
 
@@ -54,23 +56,55 @@ class Selection:
     version: str | None = None  # AMI tag chain, "" for RAW, or "latest"
     dataset: str | None = None
     guid: str | None = None
-    triggers: tuple[str, ...] = ()  # all must have passed (L1 after veto, HLT passed)
+    triggers: tuple[str, ...] = ()  # expressions (a name, or names with and/or/not), all must hold
     time_range: Range | None = None  # seconds since the epoch, inclusive
     include_obsolete: bool = False
     periods: tuple[str, ...] = ()  # run periods (run_periods of the metadata DB), resolved by the catalogue
+    bcids: tuple[Range, ...] = ()  # bunch crossing identifiers
     extra: dict = field(default_factory=dict, compare=False)
 
     @property
     def event_level(self) -> bool:
         """Whether the events themselves must be read (beyond per-dataset counts and trigger counts)."""
-        return bool(self.lumi_blocks or self.guid or self.time_range)
+        return bool(self.lumi_blocks or self.guid or self.time_range or self.bcids)
+
+    @property
+    def trigger_trees(self) -> list:
+        """The parsed trigger expressions (see ``expression``)."""
+        return [expression.parse(t) for t in self.triggers]
+
+    @property
+    def trigger_names(self) -> tuple[str, ...]:
+        """Every trigger name the expressions use, once each."""
+        return tuple(dict.fromkeys(n for tree in self.trigger_trees for n in expression.names(tree)))
 
     def with_(self, **changes) -> "Selection":
         return replace(self, **changes)
 
 
+def _trigger_expressions(triggers) -> tuple[str, ...]:
+    """Trigger expressions from user input, each checked and kept as canonical text. A string without operators
+    or parentheses is a list of names (comma or space separated), all of which must pass."""
+    if isinstance(triggers, str):
+        if re.search(r"[()&|!]|\b(and|or|not)\b", triggers, re.IGNORECASE):
+            triggers = [triggers]
+        else:
+            triggers = [t for t in re.split(r"[,\s]+", triggers) if t]
+    out = []
+    for t in triggers:
+        if not isinstance(t, str):
+            raise BadSelection(f"trigger {t!r} is not an L1_ item or HLT_ chain name")
+        if TRIGGER_RE.match(t.strip()):
+            out.append(t.strip())
+            continue
+        if not re.search(r"[()&|!\s]", t.strip()):
+            raise BadSelection(f"trigger {t!r} is not an L1_ item or HLT_ chain name")
+        out.append(expression.canonical(expression.parse(t)))
+    return tuple(dict.fromkeys(out))
+
+
 def make_selection(*, project=None, runs=(), lumi_blocks=(), stream=None, datatype=None, version=None, dataset=None,
-                   guid=None, triggers=(), time_range=None, include_obsolete=False, period=()) -> Selection:
+                   guid=None, triggers=(), time_range=None, include_obsolete=False, period=(), bcid=()) -> Selection:
     """Build a checked Selection from user input (strings from a CLI or REST call, or Python values)."""
     if project is not None and not PROJECT_RE.match(project):
         raise BadSelection(f"project {project!r} is not a project tag like data18_13TeV")
@@ -93,11 +127,7 @@ def make_selection(*, project=None, runs=(), lumi_blocks=(), stream=None, dataty
             guid = normalize_guid(guid)
         except (ValueError, TypeError):
             raise BadSelection(f"GUID {guid!r} is not a UUID") from None
-    if isinstance(triggers, str):
-        triggers = [t for t in re.split(r"[,\s]+", triggers) if t]
-    for t in triggers:
-        if not isinstance(t, str) or not TRIGGER_RE.match(t):
-            raise BadSelection(f"trigger {t!r} is not an L1_ item or HLT_ chain name")
+    triggers = _trigger_expressions(triggers)
     periods = [p for p in re.split(r"[,\s]+", period) if p] if isinstance(period, str) else list(period or ())
     for p in periods:
         if not isinstance(p, str) or not PERIOD_RE.match(p):
@@ -108,11 +138,17 @@ def make_selection(*, project=None, runs=(), lumi_blocks=(), stream=None, dataty
         lumi_blocks = [lumi_blocks]
     run_ranges = tuple(_range(r, "run") for r in runs)
     lb_ranges = tuple(_range(r, "lumi block") for r in lumi_blocks)
+    if isinstance(bcid, (str, int)):
+        bcid = [bcid]
+    bcids = tuple(_range(r, "BCID") for r in bcid)
+    for lo, hi in bcids:
+        if hi > BCID_MAX:
+            raise BadSelection(f"BCID {lo}-{hi} is out of range (0..{BCID_MAX})")
     if time_range is not None:
         time_range = _range(time_range, "time range")
     return Selection(project=project, runs=run_ranges, lumi_blocks=lb_ranges, stream=stream, datatype=datatype,
-                     version=version, dataset=dataset, guid=guid, triggers=tuple(triggers), time_range=time_range,
-                     include_obsolete=include_obsolete, periods=tuple(dict.fromkeys(periods)))
+                     version=version, dataset=dataset, guid=guid, triggers=triggers, time_range=time_range,
+                     include_obsolete=include_obsolete, periods=tuple(dict.fromkeys(periods)), bcids=bcids)
 
 
 def overlaps_ranges(lo: int, hi: int, ranges: tuple[Range, ...]) -> bool:
@@ -222,7 +258,7 @@ def row_filters(sel: Selection, rows: list[dict], bits, column, trigger_expr) ->
     ``(sql, params)`` for "this trigger passed" (bit positions differ per menu).
     """
     clauses, params = [], []
-    for name, ranges in (("run_number", sel.runs), ("lumi_block", sel.lumi_blocks),
+    for name, ranges in (("run_number", sel.runs), ("lumi_block", sel.lumi_blocks), ("bcid", sel.bcids),
                          ("timestamp", (sel.time_range,) if sel.time_range else ())):
         if ranges:
             clauses.append("(" + " OR ".join(f"{column(name)} BETWEEN ? AND ?" for _ in ranges) + ")")
@@ -231,8 +267,8 @@ def row_filters(sel: Selection, rows: list[dict], bits, column, trigger_expr) ->
         stages = sorted({r["datatype"] for r in rows})
         clauses.append("(" + " OR ".join(f"{column(s + '_guid')} = ?" for s in stages) + ")")
         params += [guid_bytes(sel.guid)] * len(stages)
-    for name in sel.triggers:
-        e, p = trigger_expr(bits[name])
-        clauses.append(f"({e})")
+    for tree in sel.trigger_trees:
+        e, p = expression.sql(tree, lambda name: trigger_expr(bits[name]))
+        clauses.append(e)
         params += p
     return clauses, params

@@ -19,14 +19,15 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ...schema import BASE_FIELDS
+from ...schema import BASE_FIELDS, stage_key
 from ..base import CatalogBase
 from ..records import LoadResult, duplicate_table, is_ref_column, trigger_counts
-from ..selection import BadSelection, Selection, check_pairs, contained, event_id, make_selection
-from . import scans
+from ..selection import BadSelection, Selection, check_pairs, event_id, make_selection
+from . import events
+from .events import ScanStats, Version
 from .files import write_atomic, young
 from .keys import KeyFile, lookup_table, match_record, write_keys
-from .scans import batches, quote_column, trigger_expr
+from .patterns import TriggerPatterns, pattern_numbers, write_patterns
 
 PARQUET_OPTIONS = dict(compression="zstd", compression_level=1, row_group_size=128 * 1024,
                        use_dictionary=["stream", "smk", "l1psk", "hltpsk"],
@@ -58,6 +59,8 @@ class EmbeddedCatalog(CatalogBase):
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
         self._keys: dict[str, KeyFile] = {}
+        self._patterns: dict[str, TriggerPatterns] = {}
+        self.scan_stats = ScanStats()
         super().__init__(metadata_url)
 
     def _generation_key(self):
@@ -69,14 +72,14 @@ class EmbeddedCatalog(CatalogBase):
 
     def _manifest_changed(self, live_load_ids: set[str]) -> None:
         self._keys = {k: v for k, v in self._keys.items() if k in live_load_ids}
+        self._patterns = {k: v for k, v in self._patterns.items() if k in live_load_ids}
 
     @_retry_on_vanished_files
     def count(self, sel: Selection) -> int:
         return super().count(sel)
 
     def _scan_count(self, sel: Selection, rows: list[dict], bits) -> int:
-        sql, params = self._where(sel, rows, bits)
-        return self._duck(f"SELECT count(*) FROM {self._source(rows)} WHERE {sql}", params).fetchone()[0]
+        return sum(events.count(sel, self._version(r), bits, self.scan_stats) for r in rows)
 
     # --- manifest -------------------------------------------------------------------------------------------
 
@@ -98,6 +101,28 @@ class EmbeddedCatalog(CatalogBase):
             keys = self._keys[row["load_id"]] = KeyFile.open(self._path(row, ".keys.arrow"))
         return keys
 
+    def _version(self, row: dict) -> Version:
+        """The dataset version's key file and trigger index; those of a store written before them are built
+        from the Parquet file first (once, atomically, as a load writes them)."""
+        keys = self._keys_of(row)
+        if not keys.current:
+            table = pq.read_table(self._path(row, ".parquet"))
+            self._write_index(table, sorted(keys.refs, key=stage_key), row["load_id"], self._path(row, "").parent)
+            self._keys.pop(row["load_id"], None)
+            self._patterns.pop(row["load_id"], None)
+            keys = self._keys_of(row)
+        patterns = self._patterns.get(row["load_id"])
+        if patterns is None:
+            patterns = self._patterns[row["load_id"]] = TriggerPatterns(self._path(row, ".triggers.arrow"))
+        return Version(row, keys, patterns, self._path(row, ".parquet"))
+
+    @staticmethod
+    def _write_index(table: pa.Table, stages: list[str], load_id: str, folder: Path) -> None:
+        """The key file and the trigger index of records sorted by (run, event)."""
+        codes, index = pattern_numbers(table)
+        write_atomic(folder / f"{load_id}.triggers.arrow", lambda path: write_patterns(index, path))
+        write_atomic(folder / f"{load_id}.keys.arrow", lambda path: write_keys(table, stages, path, codes))
+
     # --- loading --------------------------------------------------------------------------------------------
 
     def load(self, dataset: str, records: pa.Table | Iterable[pa.Table] | Iterable[str], *,
@@ -108,13 +133,13 @@ class EmbeddedCatalog(CatalogBase):
         load_id = f"{time.time_ns():x}-{uuid.uuid4().hex[:8]}"
         folder = self.root / "data" / f"dataset={p.ds.name}"
         folder.mkdir(parents=True, exist_ok=True)
-        pq_path, keys_path = folder / f"{load_id}.parquet", folder / f"{load_id}.keys.arrow"
+        pq_path = folder / f"{load_id}.parquet"
         # The Parquet writer releases the GIL: write it on a second core while the key file and counts are made.
         with ThreadPoolExecutor(max_workers=1) as pool:
             parquet = pool.submit(write_atomic, pq_path,
                                   lambda path: pq.write_table(p.table, path, **PARQUET_OPTIONS))
             try:
-                write_atomic(keys_path, lambda path: write_keys(p.table, p.stages, path))
+                self._write_index(p.table, p.stages, load_id, folder)
                 p.counts = trigger_counts(p.table, json.loads(p.row["smks"]))
             finally:
                 parquet.result()
@@ -212,7 +237,8 @@ class EmbeddedCatalog(CatalogBase):
 
     def select(self, sel: Selection, columns: list[str] | None = None,
                batch_size: int = 65536) -> Iterator[pa.RecordBatch]:
-        """The records passing ``sel``, as Arrow record batches (``dataset`` is a column)."""
+        """The records passing ``sel``, as Arrow record batches (``dataset`` is a column), dataset by dataset in
+        (run, event) order."""
         rows = self._candidates(sel)
         columns = list(columns or ["dataset", "run_number", "event_number", "lumi_block", "stream"])
         allowed = {f.name for f in BASE_FIELDS} | {"dataset"}
@@ -221,59 +247,14 @@ class EmbeddedCatalog(CatalogBase):
         bad = [c for c in columns if c not in allowed and not is_ref_column(c)]
         if bad:
             raise BadSelection(f"unknown column(s) {', '.join(map(repr, bad))}; choose from {', '.join(sorted(allowed))}")
-        if not rows:
-            return iter(())
-        keys_columns = {"dataset", "run_number", "event_number", "lumi_block"} | \
-            {f"{s}_{k}" for s in stages for k in ("guid", "oid")}
-        if not sel.triggers and not sel.time_range and set(columns) <= keys_columns:
-            return self._select_from_keys(sel, rows, columns)
-        bits = self._trigger_bits(sel.triggers, rows) if sel.triggers else {}
-        sql, params = self._where(sel, rows, bits)
-        cols = ", ".join(quote_column(c, stages) for c in columns)
-        con = scans.connect()
-        reader = con.sql(f"SELECT {cols} FROM {self._source(rows)} WHERE {sql}", params=params) \
-            .to_arrow_reader(batch_size)
-        return batches(reader, con)
+        bits = self._trigger_bits(sel.trigger_names, rows) if sel.triggers and rows else {}
+        return self._select(sel, rows, columns, bits, batch_size)
 
-    @_retry_on_vanished_files
-    def _select_from_keys(self, sel: Selection, rows: list[dict], columns: list[str]) -> Iterator[pa.RecordBatch]:
-        """Selections on run, lumi block and GUID that want only lookup columns: answered from the key files."""
+    def _select(self, sel, rows, columns, bits, batch_size) -> Iterator[pa.RecordBatch]:
         for r in rows:
-            keys = self._keys_of(r)
-            keep = np.ones(len(keys.run), dtype=bool)
-            if sel.runs and not contained(r["first_run"], r["last_run"], sel.runs):
-                keep &= np.logical_or.reduce([(keys.run >= lo) & (keys.run <= hi) for lo, hi in sel.runs])
-            if sel.lumi_blocks:
-                keep &= np.logical_or.reduce([(keys.lumi_block >= lo) & (keys.lumi_block <= hi)
-                                              for lo, hi in sel.lumi_blocks])
-            if sel.guid:
-                idx, _, _ = keys.refs[r["datatype"]]
-                guids = keys.guids(r["datatype"])
-                keep &= idx == (guids.index(sel.guid) if sel.guid in guids else -1)
-            pos = np.flatnonzero(keep)
-            if not len(pos):
-                continue
-            out = {}
-            for c in columns:
-                if c == "dataset":
-                    out[c] = pa.DictionaryArray.from_arrays(pa.array(np.zeros(len(pos), np.int32)),
-                                                            pa.array([r["name"]]))
-                elif c in ("run_number", "event_number", "lumi_block"):
-                    out[c] = pa.array({"run_number": keys.run, "event_number": keys.event,
-                                       "lumi_block": keys.lumi_block}[c][pos])
-                else:
-                    stage, _, kind = c.rpartition("_")
-                    if stage not in keys.refs and kind == "guid":
-                        out[c] = pa.DictionaryArray.from_arrays(pa.nulls(len(pos), pa.int32()), pa.array([], pa.string()))
-                    elif stage not in keys.refs:
-                        out[c] = pa.nulls(len(pos), pa.uint64())
-                    elif kind == "guid":
-                        idx = keys.refs[stage][0]
-                        out[c] = pa.DictionaryArray.from_arrays(pa.array(idx[pos]),
-                                                                pa.array(keys.guids(stage), pa.string()))
-                    else:
-                        out[c] = pa.array(keys.refs[stage][2][pos])
-            yield pa.RecordBatch.from_pydict(out)
+            v = self._version(r)
+            yield from events.batches(v, events.event_mask(sel, v, bits, self.scan_stats), columns, batch_size,
+                                      self.scan_stats)
 
     def overlaps(self, sel: Selection, *, streams: list[str] | None = None,
                  triggers: list[str] | None = None) -> tuple[list[str], np.ndarray]:
@@ -307,22 +288,10 @@ class EmbeddedCatalog(CatalogBase):
         matrix = np.zeros((k, k), dtype=np.int64)
         if not rows:
             return triggers, matrix
-        bits = self._trigger_bits(tuple(triggers), rows)
-        sql, params = self._where(sel, rows, self._trigger_bits(sel.triggers, rows) if sel.triggers else {})
-        # each trigger is decoded once per event (a column of the inner query), then the pairs are counted from
-        # those booleans: 10 triggers cost 10 bit tests per event, not 110
-        decoded, dparams = [], []
-        for i, t in enumerate(triggers):
-            e, p = trigger_expr(bits[t])
-            decoded.append(f"({e}) AS t{i}")
-            dparams += p
-        sums = [f"count_if(t{i} AND t{j})" for i in range(k) for j in range(i, k)]
-        result = self._duck(f"SELECT {', '.join(sums)} FROM (SELECT {', '.join(decoded)} FROM {self._source(rows)} "
-                            f"WHERE {sql})", dparams + params).fetchone()
-        it = iter(result)
-        for i in range(k):
-            for j in range(i, k):
-                matrix[i, j] = matrix[j, i] = next(it)
+        bits = self._trigger_bits(tuple(dict.fromkeys((*triggers, *sel.trigger_names))), rows)
+        trees = [("name", t) for t in triggers]
+        for r in rows:
+            matrix += events.overlap_counts(sel, self._version(r), trees, bits, self.scan_stats)
         return triggers, matrix
 
     # --- consistency ----------------------------------------------------------------------------------------
@@ -347,14 +316,3 @@ class EmbeddedCatalog(CatalogBase):
             events.append(lost)
         return pa.table({"run_number": np.concatenate(runs) if runs else np.empty(0, np.uint32),
                          "event_number": np.concatenate(events) if events else np.empty(0, np.uint64)})
-
-    # --- scans ----------------------------------------------------------------------------------------------
-
-    def _source(self, rows: list[dict]) -> str:
-        return scans.parquet_source([str(self._path(r, ".parquet")) for r in rows])
-
-    def _where(self, sel: Selection, rows: list[dict], bits) -> tuple[str, list]:
-        return scans.where_sql(sel, rows, bits)
-
-    def _duck(self, sql: str, params: list):
-        return scans.run(sql, params)
