@@ -330,6 +330,11 @@ def table_md(result: dict) -> str:
         else:
             ratio = f"{ours / theirs:.1f}x slower"
         lines.append(f"| {label} | {fmt.format(ours)} | {fmt.format(theirs) if pg else 'not run'} | {ratio} |")
+    n = result["events"]
+    athenaeum = 3 + n / 100_000 + n / 25_000
+    lines += ["", f"Athenaeum's published cost for one histogram at n = {n:,} (3 s + n/100k s + n/25k s): "
+              f"{athenaeum:,.0f} s; ours {result['ours']['histogram_1d_trigger_s']:.3f} s "
+              f"({athenaeum / result['ours']['histogram_1d_trigger_s']:,.0f}x below)"]
     if "answers_equal" in result:
         lines += ["", f"answers equal: {result['answers_equal']} ({result['answers_same']}); "
                   f"count {result['answers']['ours']['count']:,}"]

@@ -282,8 +282,12 @@ def _branch(batch: pa.RecordBatch, name: str, formats) -> np.ndarray:
     if pa.types.is_dictionary(col.type):
         col = col.cast(col.type.value_type)
     branch_type = "string" if stage in formats and suffix == "guid" else ATTRIBUTES[name]
-    if branch_type == "string":
-        return pc.fill_null(col.cast(pa.string()), "").to_numpy(zero_copy_only=False)
+    if branch_type == "string":  # as an awkward array over the Arrow buffers: no Python string per event
+        import awkward as ak
+
+        text = pc.fill_null(col.cast(pa.string()), "")
+        text = pa.Array.from_buffers(pa.string(), len(text), [None, *text.buffers()[1:]], offset=text.offset)
+        return ak.from_arrow(text, highlevel=True)  # without a validity bitmap: a plain list of strings
     if isinstance(branch_type, tuple):  # a trigger mask: bytes -> little-endian 64-bit words
         words = branch_type[1][0]
         if not pa.types.is_fixed_size_binary(col.type):

@@ -145,15 +145,27 @@ def column_cut(v: Version, name: str, ranges, mask: np.ndarray | None, stats: Sc
 
 
 def overlap_counts(sel: Selection, v: Version, trees: list, bits: dict, stats: ScanStats) -> np.ndarray:
-    """The k x k matrix of events of ``v`` passing ``sel`` and both of two trigger expressions."""
-    table = np.stack([pattern_table([t], bits, v.patterns) for t in trees], axis=1).astype(np.float64)
+    """The k x k matrix of events of ``v`` passing ``sel`` and both of two trigger expressions.
+
+    Each pattern gets a signature (bit i: expression i passes); events are tallied per signature, and the matrix
+    comes from the few signatures present, not from the patterns or the events."""
+    k = len(trees)
+    signature = np.zeros(v.patterns.count, np.int64)
+    for i, tree in enumerate(trees):
+        signature |= pattern_table([tree], bits, v.patterns).astype(np.int64) << i
+    counts = v.patterns.nevents
     if sel.triggers or needs_events(sel, v):
         mask = event_mask(sel, v, bits, stats)
-        counts = v.patterns.nevents if mask is None else np.bincount(v.keys.pattern[mask], minlength=v.patterns.count)
-    else:
-        counts = v.patterns.nevents
-    # one matrix product over the patterns (BLAS in float64: exact for counts below 2**53)
-    return np.rint(table.T @ (table * counts[:, None].astype(np.float64))).astype(np.int64)
+        if mask is not None:
+            counts = np.bincount(v.keys.pattern[mask], minlength=v.patterns.count)
+    present, inverse = np.unique(signature, return_inverse=True) if k > 20 else (None, signature)
+    tally = np.bincount(inverse, weights=counts, minlength=0 if k > 20 else 1 << k)
+    if present is None:
+        present = np.flatnonzero(tally)
+        tally = tally[present]
+    flags = ((present[:, None] >> np.arange(k)) & 1).astype(np.float64)
+    # exact: float64 holds counts below 2**53
+    return np.rint(flags.T @ (flags * tally[:, None])).astype(np.int64)
 
 
 def count(sel: Selection, v: Version, bits: dict, stats: ScanStats) -> int:
