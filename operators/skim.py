@@ -16,12 +16,13 @@ from eventindex.tag.skim import DAG_OPTIONS, DEFAULT_ATTRIBUTES, SELECTION_OPTIO
 
 from .hooks import CatalogHook, MetadataHook
 
-_LISTS = ("run", "lumi", "trigger")
+_LISTS = ("run", "lumi", "trigger", "bcid", "period")
 _HELP = {"project": "project tag, e.g. data18_13TeV", "run": "runs or run ranges A-B",
          "lumi": "lumi blocks or ranges A-B", "stream": "trigger stream, e.g. physics_Main",
          "type": "data type: RAW, AOD, DAOD_PHYS, ...", "version": "AMI tag chain, or 'latest'",
          "dataset": "one dataset by name", "guid": "events of one file",
-         "trigger": "L1 items or HLT chains that passed (all of them)", "since": "from this time (epoch seconds)",
+         "trigger": "trigger expressions that must hold (names, and/or/not), all of them",
+         "bcid": "bunch crossing ids or ranges A-B", "period": "run periods (B, C, ...)", "since": "from this time (epoch seconds)",
          "until": "until this time (epoch seconds)", "include_obsolete": "also datasets declared obsolete"}
 
 

@@ -76,8 +76,10 @@ def add_selection_options(p: argparse.ArgumentParser, json_help: str = "machine-
     g.add_argument("--version", help="AMI tag chain, or 'latest'")
     g.add_argument("--dataset", help="one dataset by name")
     g.add_argument("--guid", help="events of one file")
-    g.add_argument("--trigger", action=CommaList, metavar="NAME",
-                   help="L1 item or HLT chain that passed; comma-separated or repeated, all must pass")
+    g.add_argument("--trigger", action=CommaList, metavar="EXPR",
+                   help="L1 item or HLT chain that passed, or an expression of them with and, or, not and "
+                        "parentheses ('HLT_a or not L1_b'); comma-separated or repeated, all must hold")
+    add_range_option(g, "--bcid", "bunch crossing id")
     g.add_argument("--since", type=epoch_seconds, help="from this time (epoch seconds or ISO date)")
     g.add_argument("--until", type=epoch_seconds, help="until this time")
     g.add_argument("--include-obsolete", action="store_true", help="also datasets declared obsolete")
@@ -93,7 +95,7 @@ def selection(args):
     return make_selection(project=args.project, runs=args.run, lumi_blocks=args.lumi, stream=args.stream,
                           datatype=args.type, version=args.version, dataset=args.dataset, guid=args.guid,
                           triggers=args.trigger, time_range=time_range, include_obsolete=args.include_obsolete,
-                          period=getattr(args, "period", ()))
+                          period=getattr(args, "period", ()), bcid=getattr(args, "bcid", None) or ())
 
 
 def add_world_options(p: argparse.ArgumentParser) -> None:

@@ -40,7 +40,7 @@ ATTRIBUTES: dict[str, object] = {
 }
 # the selection's options by their long name on the command line (`eventindex skim --type AOD ...`)
 SELECTION_OPTIONS = ("project", "run", "lumi", "stream", "type", "version", "dataset", "guid", "trigger", "since",
-                     "until", "include_obsolete")
+                     "until", "include_obsolete", "bcid", "period")
 
 
 @dataclass
@@ -71,7 +71,7 @@ def selection_options(sel) -> dict:
             "stream": sel.stream, "type": sel.datatype, "version": sel.version, "dataset": sel.dataset,
             "guid": sel.guid, "trigger": list(sel.triggers), "since": sel.time_range[0] if sel.time_range else None,
             "until": sel.time_range[1] if sel.time_range else None, "include_obsolete": sel.include_obsolete,
-            "period": list(sel.periods)}  # not a DAG param (see dag_conf)
+            "bcid": _ranges(sel.bcids), "period": list(sel.periods)}
     return {k: v for k, v in opts.items() if v not in (None, [], False)}
 
 
@@ -80,7 +80,7 @@ def selection_of(options: dict):
     ``selection``); empty values count as not given."""
     from ..catalog import make_selection
 
-    unknown = sorted(set(options) - set(SELECTION_OPTIONS) - {"period"})
+    unknown = sorted(set(options) - set(SELECTION_OPTIONS))
     if unknown:
         raise BadRequest(f"unknown selection option(s) {', '.join(unknown)}; "
                          f"choose from {', '.join(SELECTION_OPTIONS)}")
@@ -91,7 +91,7 @@ def selection_of(options: dict):
                           stream=o.get("stream"), datatype=o.get("type"), version=o.get("version"),
                           dataset=o.get("dataset"), guid=o.get("guid"), triggers=o.get("trigger", ()),
                           time_range=time_range, include_obsolete=bool(o.get("include_obsolete")),
-                          period=o.get("period", ()))
+                          period=o.get("period", ()), bcid=o.get("bcid", ()))
 
 
 def reproduce_command(sel, attributes: list[str], formats: list[str], output: str, limit: int | None = None,
@@ -356,11 +356,8 @@ DAG_OPTIONS = (*SELECTION_OPTIONS, "attributes", "formats", "limit", "output", "
 def dag_conf(sel, attributes, formats, name: str, limit: int | None = None, overwrite: bool = False) -> dict:
     """The conf of an ``eventindex_skim`` run (every param, so that none keeps another run's value): the skim of
     ``sel`` to ``name`` in the skims area."""
-    if sel.periods:  # the DAG's params have no period yet: refused rather than dropped
-        raise BadRequest("a skim through the eventindex_skim DAG cannot select by run period yet; give the "
-                         "period's runs with --run instead")
     opts = selection_options(sel)
-    empty = {"run": [], "lumi": [], "trigger": [], "include_obsolete": False}
+    empty = {"run": [], "lumi": [], "trigger": [], "bcid": [], "period": [], "include_obsolete": False}
     conf = {k: opts.get(k, empty.get(k)) for k in SELECTION_OPTIONS}
     conf.update(attributes=check_attributes(attributes), formats=list(formats or []), limit=limit,
                 output=check_name(name), overwrite=bool(overwrite))

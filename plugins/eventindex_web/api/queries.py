@@ -29,13 +29,15 @@ def selection(project: str | None = None, run: Annotated[list[str], Query()] = [
               lumi: Annotated[list[str], Query()] = [], stream: str | None = None, type: str | None = None,
               version: str | None = None, dataset: str | None = None, guid: str | None = None,
               trigger: Annotated[list[str], Query()] = [], since: int | None = None, until: int | None = None,
-              include_obsolete: bool = False, period: Annotated[list[str], Query()] = []):
+              include_obsolete: bool = False, period: Annotated[list[str], Query()] = [],
+              bcid: Annotated[list[str], Query()] = []):
     """The checked selection (a bad value -> 400 naming it, as the CLI refuses it; an unknown period -> 400 when
     the catalogue resolves it)."""
     time_range = None if since is None and until is None else (since or 0, until or 2**32 - 1)
     return make_selection(project=project, runs=_split(run), lumi_blocks=_split(lumi), stream=stream, datatype=type,
                           version=version, dataset=dataset, guid=guid, triggers=_split(trigger),
-                          time_range=time_range, include_obsolete=include_obsolete, period=_split(period))
+                          time_range=time_range, include_obsolete=include_obsolete, period=_split(period),
+                          bcid=_split(bcid))
 
 
 Selection = Annotated[object, Depends(selection)]

@@ -9,12 +9,19 @@
 
   const tokens = (text) => String(text || "").split(/[\s,;]+/).map((s) => s.trim()).filter(Boolean);
 
-  /** The selection form as query parameters (run, lumi and trigger repeated). */
+  /** Trigger names (comma-separated), or one expression when the text has and / or / not / parentheses. */
+  const triggers = (text) => /[()&|!]|\b(and|or|not)\b/i.test(text) ? [text.trim()] : tokens(text);
+  /** A datetime-local value read as UTC, in seconds since the epoch ("" when empty). */
+  const epoch = (value) => value ? String(Math.floor(Date.parse(value + "Z") / 1000)) : "";
+
+  /** The selection form as query parameters (run, lumi, bcid, period and trigger repeated). */
   function selection() {
     const f = $("#selection-form");
     return {
-      project: f.project.value, run: tokens(f.run.value), lumi: tokens(f.lumi.value), stream: f.stream.value,
-      type: f.type.value, version: f.version.value, dataset: f.dataset.value, trigger: tokens(f.trigger.value),
+      project: f.project.value, run: tokens(f.run.value), period: tokens(f.period.value), lumi: tokens(f.lumi.value),
+      bcid: tokens(f.bcid.value), stream: f.stream.value, type: f.type.value, version: f.version.value,
+      dataset: f.dataset.value, trigger: triggers(f.trigger.value), since: epoch(f.since.value),
+      until: epoch(f.until.value),
     };
   }
 
