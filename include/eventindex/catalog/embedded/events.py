@@ -9,9 +9,13 @@ groups still holding candidates are read. The answer is a boolean mask over the 
 
 from __future__ import annotations
 
+import os
+import threading
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterable, Iterator, TypeVar
 
 import numpy as np
 import pyarrow as pa
@@ -23,18 +27,43 @@ from .keys import KeyFile
 from .patterns import TriggerPatterns
 
 KEY_COLUMNS = ("run_number", "event_number", "lumi_block", "bcid")
+THREADS = min(2, os.cpu_count() or 1)  # numpy releases the GIL in gathers and comparisons: datasets side by side
+
+T = TypeVar("T")
+R = TypeVar("R")
 
 
 @dataclass
 class ScanStats:
-    """What the last scans read, for tests and benchmarks: Parquet row groups read and skipped by statistics."""
+    """What the scans read, for tests and benchmarks: Parquet row groups read and skipped by statistics."""
 
     row_groups_read: int = 0
     row_groups_skipped: int = 0
     datasets: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    def add(self, read: int = 0, skipped: int = 0, datasets: int = 0) -> None:
+        with self._lock:
+            self.row_groups_read += read
+            self.row_groups_skipped += skipped
+            self.datasets += datasets
 
     def reset(self) -> None:
-        self.row_groups_read = self.row_groups_skipped = self.datasets = 0
+        with self._lock:
+            self.row_groups_read = self.row_groups_skipped = self.datasets = 0
+
+
+def prefetched(fn: Callable[[T], R], items: Iterable[T], ahead: int = THREADS) -> Iterator[R]:
+    """``fn`` of each item, in order, computed up to ``ahead`` items in advance on worker threads."""
+    items = iter(items)
+    with ThreadPoolExecutor(max_workers=THREADS) as pool:
+        pending = deque(pool.submit(fn, x) for _, x in zip(range(ahead), items))
+        while pending:
+            done = pending.popleft().result()
+            for x in items:
+                pending.append(pool.submit(fn, x))
+                break
+            yield done
 
 
 @dataclass
@@ -87,7 +116,7 @@ def needs_events(sel: Selection, v: Version) -> bool:
 
 def event_mask(sel: Selection, v: Version, bits: dict, stats: ScanStats) -> np.ndarray | None:
     """The events of ``v`` passing ``sel``'s event-level cuts, or None when all do."""
-    stats.datasets += 1
+    stats.add(datasets=1)
     keys, mask = v.keys, None
 
     def cut(m):
@@ -133,14 +162,14 @@ def column_cut(v: Version, name: str, ranges, mask: np.ndarray | None, stats: Sc
         if st is not None and st.has_min_max:
             if not any(a <= st.max and st.min <= b for a, b in ranges):
                 out[lo:hi] = False
-                stats.row_groups_skipped += 1
+                stats.add(skipped=1)
                 continue
             if any(a <= st.min and st.max <= b for a, b in ranges):
-                stats.row_groups_skipped += 1
+                stats.add(skipped=1)
                 continue
         values = v.file.read_row_group(g, columns=[name]).column(0).to_numpy()
         out[lo:hi] &= in_ranges(values, ranges)
-        stats.row_groups_read += 1
+        stats.add(read=1)
     return out
 
 
@@ -215,7 +244,7 @@ def batches(v: Version, mask: np.ndarray | None, columns: list[str], batch_size:
     for g in np.unique(group_of):
         part = pos[group_of == g]
         group = v.file.read_row_group(int(g), columns=wanted)
-        stats.row_groups_read += 1
+        stats.add(read=1)
         local = pa.array(part - starts[g])
         arrays = []
         for c in columns:

@@ -79,7 +79,7 @@ class EmbeddedCatalog(CatalogBase):
         return super().count(sel)
 
     def _scan_count(self, sel: Selection, rows: list[dict], bits) -> int:
-        return sum(events.count(sel, self._version(r), bits, self.scan_stats) for r in rows)
+        return sum(events.prefetched(lambda r: events.count(sel, self._version(r), bits, self.scan_stats), rows))
 
     # --- manifest -------------------------------------------------------------------------------------------
 
@@ -251,10 +251,12 @@ class EmbeddedCatalog(CatalogBase):
         return self._select(sel, rows, columns, bits, batch_size)
 
     def _select(self, sel, rows, columns, bits, batch_size) -> Iterator[pa.RecordBatch]:
-        for r in rows:
+        def cut(r):
             v = self._version(r)
-            yield from events.batches(v, events.event_mask(sel, v, bits, self.scan_stats), columns, batch_size,
-                                      self.scan_stats)
+            return v, events.event_mask(sel, v, bits, self.scan_stats)
+
+        for v, mask in events.prefetched(cut, rows):
+            yield from events.batches(v, mask, columns, batch_size, self.scan_stats)
 
     def overlaps(self, sel: Selection, *, streams: list[str] | None = None,
                  triggers: list[str] | None = None) -> tuple[list[str], np.ndarray]:
@@ -290,8 +292,9 @@ class EmbeddedCatalog(CatalogBase):
             return triggers, matrix
         bits = self._trigger_bits(tuple(dict.fromkeys((*triggers, *sel.trigger_names))), rows)
         trees = [("name", t) for t in triggers]
-        for r in rows:
-            matrix += events.overlap_counts(sel, self._version(r), trees, bits, self.scan_stats)
+        for part in events.prefetched(lambda r: events.overlap_counts(sel, self._version(r), trees, bits,
+                                                                      self.scan_stats), rows):
+            matrix += part
         return triggers, matrix
 
     # --- consistency ----------------------------------------------------------------------------------------
