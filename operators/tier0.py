@@ -6,6 +6,7 @@ from __future__ import annotations
 from airflow.sdk import BaseOperator
 
 from eventindex import upstream
+from eventindex.ami import derived
 
 from .hooks import CatalogHook, UpstreamHook
 
@@ -42,6 +43,8 @@ class Tier0ReadyOperator(_Tier0Operator):
         self.limit = limit
 
     def execute(self, context) -> list[dict]:
+        news = derived.sync_tier0(CatalogHook(self.catalog_conn_id).get_catalog().engine, self.tier0_url())
+        self.log.info("AMI quantities recomputed for %d datasets whose Tier-0 flag changed", len(news))
         loaded = self.loaded()
         ready = [n for n in upstream.ready_datasets(self.tier0_url(), limit=self.limit + len(loaded))
                  if n not in loaded]

@@ -6,7 +6,8 @@ a successful run), not from its data interval's start, so that rows arriving lat
 not lost. A backfill over past dates reads its own interval and leaves the stop point alone; it is idempotent (the
 ingestion runs it starts have the names earlier reads gave them) unless ``reindex`` asks to re-ingest. One read
 starts at most ``MAX_PER_READ`` ingestions (below Airflow's ``max_map_length``); what is left over is read by a
-continuation of the same read, never refused for its size.
+continuation of the same read, never refused for its size. Outputs in formats without event records to index
+(EVNT, HITS, RDO, HIST: ``NOT_INDEXED``) start nothing; AMI reads their tasks for the physics parameters.
 """
 
 from __future__ import annotations
@@ -18,9 +19,22 @@ import sqlalchemy as sa
 
 from . import metadata as md
 from . import upstream
+from .ami import derived
+from .errors import EventIndexError
+from .naming import parse
 
 SOURCE = "prodsys"
 MAX_PER_READ = 1000
+NOT_INDEXED = {"EVNT", "HITS", "RDO", "HIST"}
+
+
+def indexed(name: str) -> bool:
+    """Whether a task output is a dataset the catalogue indexes (a name it cannot parse is, so that the ingestion
+    run refuses it visibly)."""
+    try:
+        return parse(name).datatype not in NOT_INDEXED
+    except EventIndexError:
+        return True
 
 
 def stop_point(engine: sa.Engine, source: str = SOURCE) -> tuple[datetime, int] | None:
@@ -57,6 +71,7 @@ def read(url: str, engine: sa.Engine, start: datetime, end: datetime, *, follow_
          after=None, reindex: bool = False, run_key: str = "", max_datasets: int = MAX_PER_READ) -> dict:
     """One read: the ingestion runs to start (``runs``), where it stopped (``cursor``) and, when the window holds
     more, the ``continuation`` conf that reads on from there."""
+    derived.sync_tasks(engine, url)  # AMI's view of the production system (its own stop point), every read
     after = _cursor(after)
     if after is None and follow_stop_point:
         after = stop_point(engine)
@@ -64,7 +79,7 @@ def read(url: str, engine: sa.Engine, start: datetime, end: datetime, *, follow_
     suffix = f"__reindex_{hashlib.sha1(run_key.encode()).hexdigest()[:10]}" if reindex else ""
     runs = [{"trigger_run_id": f"prodsys__{t['task_id']}__{name}{suffix}",
              "conf": {"dataset": name, "source": "prodsys", "obsolete_older": True, "reindex": reindex}}
-            for t in batch.tasks for name in t["output_datasets"]]
+            for t in batch.tasks for name in t["output_datasets"] if indexed(name)]
     continuation = None
     if batch.more:
         continuation = {"after": _cursor_json(batch.cursor), "start": start.isoformat(), "end": end.isoformat(),

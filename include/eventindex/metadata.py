@@ -14,7 +14,7 @@ from pathlib import Path
 import sqlalchemy as sa
 from sqlalchemy.schema import CreateIndex, CreateTable
 
-SCHEMA_VERSION = 8
+SCHEMA_VERSION = 9
 metadata = sa.MetaData()
 
 schema_version = sa.Table(
@@ -171,6 +171,35 @@ run_periods = sa.Table(  # added in schema version 6: the run periods of the con
     sa.Column("updated", sa.DateTime, nullable=False),
 )
 
+upstream_datasets = sa.Table(  # added in schema version 9: what Tier-0 and the production system say of a dataset
+    "upstream_datasets", metadata,
+    sa.Column("dataset", sa.String(255), primary_key=True),
+    sa.Column("source", sa.String(16), nullable=False),  # tier0 | prodsys
+    sa.Column("task_id", sa.BigInteger),  # the production task that writes it (prodsys)
+    sa.Column("status", sa.String(16), nullable=False),  # the task's status, or the Tier-0 flag (READY, DONE)
+    sa.Column("inputs", sa.Text, nullable=False),  # JSON list of the task's input datasets
+    sa.Column("cross_section_pb", sa.Float),  # event generation tasks
+    sa.Column("filter_efficiency", sa.Float),
+    sa.Column("last_update", sa.DateTime, nullable=False),
+    sa.Column("synced_at", sa.DateTime, nullable=False),
+)
+
+dataset_quantities = sa.Table(  # added in schema version 9: AMI's derived quantities, recomputed on fresh news
+    "dataset_quantities", metadata,
+    sa.Column("dataset", sa.String(255), primary_key=True),
+    sa.Column("production_status", sa.String(16), nullable=False),
+    sa.Column("detail", sa.Text, nullable=False),  # JSON: the task's, Rucio's and the catalogue's states
+    sa.Column("cross_section_avg", sa.Float),
+    sa.Column("cross_section_min", sa.Float),
+    sa.Column("cross_section_max", sa.Float),
+    sa.Column("filter_efficiency_avg", sa.Float),
+    sa.Column("filter_efficiency_min", sa.Float),
+    sa.Column("filter_efficiency_max", sa.Float),
+    sa.Column("generation_tasks", sa.Text, nullable=False),  # JSON list of the EVNT task ids averaged over
+    sa.Column("computed_at", sa.DateTime, nullable=False),
+    sa.Column("reason", sa.String(16), nullable=False),  # what brought fresh information: load, prodsys, ...
+)
+
 _V1_TABLES = ("datasets", "files", "trigger_menus", "trigger_counts", "validation_reports", "load_history")
 
 
@@ -210,8 +239,12 @@ def _v8(conn) -> None:
         conn.execute(sa.text("ALTER TABLE load_history ADD COLUMN nfiles INTEGER"))
 
 
+def _v9(conn) -> None:
+    metadata.create_all(conn, tables=[upstream_datasets, dataset_quantities])
+
+
 # version -> function(connection); append, never edit
-MIGRATIONS = {1: _v1, 2: _v2, 3: _v3, 4: _v4, 5: _v5, 6: _v6, 7: _v7, 8: _v8}
+MIGRATIONS = {1: _v1, 2: _v2, 3: _v3, 4: _v4, 5: _v5, 6: _v6, 7: _v7, 8: _v8, 9: _v9}
 
 
 def now() -> datetime:

@@ -17,6 +17,7 @@ import sqlalchemy as sa
 
 from . import metadata as md
 from . import progress
+from .ami import derived
 from .ami.lumi import lost_lumi_blocks
 from .ami.provenance import history_counts, provenance
 from .catalog.base import SOURCES
@@ -90,7 +91,8 @@ def dataset_detail(catalog, name: str) -> dict:
     and ``progress`` (its row of ``dataset_progress``, or None), and ``lost_lumi_blocks`` (``{"run": [lumi block,
     ...]}`` in its RAW and not in it, ``{}`` when none; null for what has no RAW to compare with: see
     ``ami.lumi``), its ``provenance`` (parents and children by name) and ``history_counts`` (nfiles and nevents
-    per load, see ``ami.provenance``); DatasetNotFound when absent."""
+    per load, see ``ami.provenance``) and ``ami``: AMI's derived quantities (production status and its detail,
+    cross-section and filter efficiency, see ``ami.derived``); DatasetNotFound when absent."""
     row = catalog.show(name)
     name = row["name"]
     v, c = md.validation_reports, md.consistency_reports
@@ -105,6 +107,11 @@ def dataset_detail(catalog, name: str) -> dict:
     row["lost_lumi_blocks"] = None if lost is None else {str(run): lbs for run, lbs in lost.items()}
     row["provenance"] = provenance(catalog, row)
     row["history_counts"] = history_counts(row["history"])
+    ami = derived.stored(catalog.engine, name)
+    if ami is None:  # a catalogue that predates them: computed now, and kept
+        derived.refresh(catalog.engine, [name], "request")
+        ami = derived.stored(catalog.engine, name)
+    row["ami"] = ami
     return jsonable(row)
 
 

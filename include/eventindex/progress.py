@@ -20,6 +20,7 @@ from datetime import timedelta
 import sqlalchemy as sa
 
 from . import metadata as md
+from .ami import derived
 from .ddm import files_by_guid, guid_key, split_did
 from .errors import DIDNotFound, NotFound
 
@@ -69,7 +70,8 @@ def mark(engine: sa.Engine, dataset: str, state: str, detail: str | None = None)
 
 
 def record_closed(engine: sa.Engine, dataset: str, files: int | None = None, events: int | None = None) -> None:
-    """Rucio closed the dataset (Hermes CLOSE): a completeness signal, kept with what Rucio counted."""
+    """Rucio closed the dataset (Hermes CLOSE): a completeness signal, kept with what Rucio counted (and AMI's
+    quantities of the dataset recomputed with it)."""
     with engine.begin() as conn:
         row = _row(conn, dataset)
         if row is None:
@@ -77,6 +79,7 @@ def record_closed(engine: sa.Engine, dataset: str, files: int | None = None, eve
                     closed_at=md.now(), closed_files=files, closed_events=events)
         else:
             _upsert(conn, dataset, closed_at=md.now(), closed_files=files, closed_events=events)
+    derived.refresh(engine, [dataset], "rucio")
 
 
 def loaded_parts(engine: sa.Engine, dataset: str) -> list[tuple[int, int, int]] | None:

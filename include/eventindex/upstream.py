@@ -31,6 +31,9 @@ prodsys_tasks = sa.Table(
     sa.Column("status", sa.String(16), nullable=False),
     sa.Column("output_datasets", sa.Text, nullable=False),  # JSON list
     sa.Column("last_update", sa.DateTime, nullable=False, index=True),
+    sa.Column("input_datasets", sa.Text, nullable=False, server_default="[]"),  # JSON list
+    sa.Column("cross_section_pb", sa.Float),  # event generation (EVNT) tasks: AMI's physics parameters
+    sa.Column("filter_efficiency", sa.Float),
 )
 
 
@@ -44,7 +47,9 @@ def create(url: str, tier0: list[dict], tasks: list[dict]) -> None:
             conn.execute(tier0_datasets.insert(), tier0)
         if tasks:
             conn.execute(prodsys_tasks.insert(),
-                         [{**t, "output_datasets": json.dumps(t["output_datasets"])} for t in tasks])
+                         [{"cross_section_pb": None, "filter_efficiency": None, **t,
+                           "output_datasets": json.dumps(t["output_datasets"]),
+                           "input_datasets": json.dumps(t.get("input_datasets", []))} for t in tasks])
     engine.dispose()
 
 
@@ -115,7 +120,8 @@ def read_finished(url: str, start: datetime | None, end: datetime, after: tuple[
                 if max_datasets is not None and out and ndatasets + len(outputs) > max_datasets:
                     more = True
                     break
-                out.append({**r._mapping, "output_datasets": outputs})
+                out.append({**r._mapping, "output_datasets": outputs,
+                            "input_datasets": json.loads(r.input_datasets or "[]")})
                 ndatasets += len(outputs)
                 cursor = (r.last_update, r.task_id)
             if len(rows) < size:
@@ -146,6 +152,23 @@ coma_periods = sa.Table(
     sa.Column("last_run", sa.BigInteger, nullable=False),
     sa.Column("description", sa.Text),
 )
+
+
+def tasks_updated(url: str, after: tuple[datetime, int] | None = None, limit: int = 10_000) -> list[dict]:
+    """Tasks of any status updated after the stop point ``after`` ((last_update, task_id)), oldest first: what AMI
+    reads to keep its view of the production system current."""
+    t = prodsys_tasks.c
+    q = sa.select(prodsys_tasks).order_by(t.last_update, t.task_id).limit(limit)
+    if after is not None:
+        q = q.where(sa.tuple_(t.last_update, t.task_id) > sa.tuple_(*after))
+    return [{**r._mapping, "output_datasets": json.loads(r.output_datasets),
+             "input_datasets": json.loads(r.input_datasets or "[]")} for r in _read(url, q)]
+
+
+def tier0_flags(url: str) -> dict[str, tuple[str, datetime]]:
+    """Every Tier-0 dataset's flag (READY or DONE) and when it last changed."""
+    t = tier0_datasets.c
+    return {r.name: (r.status, r.updated) for r in _read(url, sa.select(t.name, t.status, t.updated))}
 
 
 def write_conditions(url: str, menus=(), periods=()) -> None:

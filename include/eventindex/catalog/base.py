@@ -17,6 +17,7 @@ import pyarrow.compute as pc
 import sqlalchemy as sa
 
 from .. import metadata as md
+from ..ami import derived
 from ..ami.periods import in_periods, run_ranges
 from ..errors import BadLoad, BadRequest, DatasetNotFound, EventIndexError, UnknownTrigger
 from ..guid import format_guid
@@ -233,6 +234,7 @@ class CatalogBase:
                 dataset=p.ds.name, action="reload" if replaced else "load", load_id=load_id,
                 replaced_load_id=replaced, nevents=p.table.num_rows, nfiles=p.row["nfiles"], at=md.now()))
         self._bump_generation()
+        derived.refresh(self.engine, [p.ds.name], "load")  # AMI's quantities (status, counts) see the load
         return replaced
 
     # --- manifest, metadata and counts ----------------------------------------------------------------------
@@ -298,6 +300,7 @@ class CatalogBase:
                 return False
             conn.execute(md.load_history.insert().values(dataset=name, action=action, at=md.now()))
         self._bump_generation()
+        derived.refresh(self.engine, [name], "catalogue")
         return True
 
     def _candidates(self, sel: Selection, rows: list[dict] | None = None) -> list[dict]:

@@ -220,6 +220,17 @@ def cmd_show(args) -> int:
     elif row["menu_missing"]:
         out.print(f"[bold]{'menu missing':>14}[/bold]  SMK {', '.join(map(str, row['menu_missing']))}: not selectable "
                   "by trigger name until the conditions are synced", highlight=False)
+    ami = row.get("ami")
+    if ami:
+        out.print(f"[bold]{'production':>14}[/bold]  {ami['production_status']} (as of {ami['computed_at']}, "
+                  f"after: {ami['reason']})", highlight=False)
+        if ami["cross_section_avg"] is not None:
+            out.print(f"[bold]{'cross-section':>14}[/bold]  {ami['cross_section_avg']:.6g} pb (min "
+                      f"{ami['cross_section_min']:.6g}, max {ami['cross_section_max']:.6g}; "
+                      f"{len(ami['generation_tasks'])} generation tasks)", highlight=False)
+        if ami["filter_efficiency_avg"] is not None:
+            out.print(f"[bold]{'filter eff.':>14}[/bold]  {ami['filter_efficiency_avg']:.6g} (min "
+                      f"{ami['filter_efficiency_min']:.6g}, max {ami['filter_efficiency_max']:.6g})", highlight=False)
     for run, lbs in (row["lost_lumi_blocks"] or {}).items():
         out.print(f"[bold]{'lost lumi':>14}[/bold]  run {run}: {len(lbs)} lumi blocks of its RAW are not in it "
                   f"({', '.join(map(str, lbs))})", highlight=False)
