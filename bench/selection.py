@@ -315,8 +315,9 @@ ROWS = [("count_two_triggers_lumi_s", "count, 2 HLT chains + lumi blocks 10-60, 
 
 def table_md(result: dict) -> str:
     pg = result.get("postgres")
-    lines = [f"{result['events']:,} events in {result['datasets']} datasets; PostgreSQL 15: HLT mask as 16 bigint "
-             "columns, BRIN(lumi_block), B-tree(run, event), VACUUM ANALYZE; warm, best of 3", "",
+    setup = ("PostgreSQL 15: HLT mask as 16 bigint columns, BRIN(lumi_block), B-tree(run, event), VACUUM ANALYZE"
+             if pg else "PostgreSQL not run (--no-postgres)")
+    lines = [f"{result['events']:,} events in {result['datasets']} datasets; {setup}; warm, best of 3", "",
              "| query | eventindex | PostgreSQL 15 | ratio |", "|---|---:|---:|---:|"]
     for key, label, fmt in ROWS:
         ours = result["ours"][key]

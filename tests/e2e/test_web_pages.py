@@ -8,6 +8,7 @@ import csv
 import json
 import re
 import shutil
+from urllib.parse import urlencode
 
 import pytest
 
@@ -101,6 +102,20 @@ def test_a_dataset_is_declared_obsolete_after_confirmation_and_restored(page, we
     assert web.call("GET", f"/api/v1/datasets/{name}")[1]["status"] == "loaded"
 
 
+def test_a_datasets_details_show_amis_production_status_and_cross_section(page, web):
+    aod = next(d for d in web.world["datasets"] if d["datatype"] == "AOD" and "dsid" in d)
+    web.cli("ami", "sync", "--upstream", f"sqlite:///{web.world_dir / 'upstream.sqlite'}")  # the world's tasks
+    ami = web.call("GET", f"/api/v1/datasets/{aod['name']}")[1]["ami"]
+    assert ami["cross_section_avg"] is not None
+    page.goto(f"{web.url}/eventindex/ui/operations")
+    page.locator(f'{_tid("dataset-link")}[data-name="{aod["name"]}"]').click()
+    box = page.locator(_tid("details-ami"))
+    box.locator('dd[data-key="cross-section"]').wait_for()
+    assert box.locator('dd[data-key="production status"]').inner_text() == ami["production_status"]
+    assert f"{ami['cross_section_avg']:.6g}"[:5] in box.locator('dd[data-key="cross-section"]').inner_text()
+    assert box.locator('dd[data-key="generation tasks"]').inner_text() == ", ".join(map(str, ami["generation_tasks"]))
+
+
 def test_queries_look_up_count_and_plot(page, web):
     aod = dataset(web.world, "AOD", tag="f961_m1831")
     run, event = dataset_events(web.world_dir, aod)[3]
@@ -119,6 +134,16 @@ def test_queries_look_up_count_and_plot(page, web):
     page.wait_for_selector(f'{_tid("count-result")}[data-count]')
     assert int(page.locator(_tid("count-result")).get_attribute("data-count")) == \
         web.call("GET", "/api/v1/count?type=RAW&stream=physics_Main")[1]["count"]
+    expression = "HLT_mu26_ivarmedium_L1MU14FCH or not L1_EM22VHI"
+    page.locator(_tid("sel-triggers")).fill(expression)
+    page.locator(_tid("sel-bcid")).fill("1-1800")
+    page.locator(_tid("count-button")).click()
+    query = urlencode({"type": "RAW", "stream": "physics_Main", "trigger": expression, "bcid": "1-1800"})
+    expected = web.call("GET", f"/api/v1/count?{query}")[1]["count"]
+    page.wait_for_selector(f'{_tid("count-result")}[data-count="{expected}"]')
+    assert 0 < expected < web.call("GET", "/api/v1/count?type=RAW&stream=physics_Main")[1]["count"]
+    page.locator(_tid("sel-triggers")).fill("")
+    page.locator(_tid("sel-bcid")).fill("")
 
     page.locator(_tid("download-columns")).fill("run_number,event_number,lumi_block")
     page.locator(_tid("download-limit")).fill("5")

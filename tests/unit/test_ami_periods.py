@@ -126,8 +126,7 @@ def test_a_dataset_straddling_a_period_edge_is_refused_not_counted_whole():
         in_periods({**row, "first_run": 190, "last_run": 250}, ranges)
 
 
-def test_skims_and_histograms_spell_the_period_and_the_skim_dag_refuses_it():
-    from eventindex.errors import BadRequest
+def test_skims_and_histograms_spell_the_period_and_the_skim_dag_takes_it():
     from eventindex.tag import histogram, skim
 
     sel = make_selection(period="B,C", datatype="AOD")
@@ -135,5 +134,5 @@ def test_skims_and_histograms_spell_the_period_and_the_skim_dag_refuses_it():
     assert skim.selection_of(skim.selection_options(sel)) == sel
     assert "--period B,C" in skim.reproduce_command(sel, ["run_number"], ["AOD"], "x.root")
     assert histogram.selection_dict(sel)["period"] == ["B", "C"]
-    with pytest.raises(BadRequest, match="--run"):
-        skim.dag_conf(sel, ["run_number"], ["AOD"], "x.root")
+    conf = skim.dag_conf(sel, ["run_number"], ["AOD"], "x.root")
+    assert conf["period"] == ["B", "C"] and skim.selection_of({k: conf[k] for k in skim.SELECTION_OPTIONS}) == sel

@@ -82,7 +82,7 @@ def test_a_schema_7_database_gains_load_history_nfiles_and_its_old_loads_show_nu
         conn.exec_driver_sql("ALTER TABLE load_history DROP COLUMN nfiles")
         conn.exec_driver_sql("INSERT INTO load_history (dataset, action, load_id, nevents, at) "
                              "VALUES ('d', 'load', 'a', 10, '2026-01-01 00:00:00')")
-    assert md.upgrade(engine) == md.SCHEMA_VERSION == 8
+    assert md.upgrade(engine) == md.SCHEMA_VERSION >= 8
     with engine.connect() as conn:
         history = [dict(r._mapping) for r in conn.execute(sa.select(md.load_history))]
     assert history_counts(history) == [{"at": history[0]["at"], "action": "load", "load_id": "a", "nfiles": None,

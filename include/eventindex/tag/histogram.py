@@ -274,6 +274,8 @@ def selection_dict(sel) -> dict:
         out["period"] = list(sel.periods)
     if sel.lumi_blocks:
         out["lumi"] = [_span(r) for r in sel.lumi_blocks]
+    if sel.bcids:
+        out["bcid"] = [_span(r) for r in sel.bcids]
     if sel.triggers:
         out["trigger"] = list(sel.triggers)
     if sel.time_range:

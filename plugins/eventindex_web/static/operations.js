@@ -223,6 +223,31 @@
   }
 
   /* ---------- details ---------- */
+  /** AMI's derived quantities: production status (and what it is made of), cross-section and filter efficiency,
+   * lost lumi blocks, provenance and the file / event count history. */
+  function amiBox(d) {
+    const a = d.ami || {};
+    const stat = (avg, lo, hi, unit) => avg === null || avg === undefined ? null
+      : `${Number(avg).toPrecision(6)}${unit} (min ${Number(lo).toPrecision(6)}, max ${Number(hi).toPrecision(6)})`;
+    const parts = a.detail || {};
+    const lost = d.lost_lumi_blocks ? Object.entries(d.lost_lumi_blocks) : [];
+    const prov = d.provenance || {};
+    const counts = (d.history_counts || []).map((h) => `${time(h.at)}: ${num(h.nfiles)} files, ${num(h.nevents)} events`);
+    return kv([
+      ["production status", a.production_status ? badge(a.production_status) : null],
+      ["task", parts.task ? `${parts.task.source}${parts.task.task_id ? " " + parts.task.task_id : ""}: ${parts.task.status}` : null],
+      ["Rucio", parts.rucio ? `closed, ${num(parts.rucio.files)} files` : null],
+      ["computed", a.computed_at ? `${time(a.computed_at)} after ${a.reason}` : null],
+      ["cross-section", stat(a.cross_section_avg, a.cross_section_min, a.cross_section_max, " pb")],
+      ["filter efficiency", stat(a.filter_efficiency_avg, a.filter_efficiency_min, a.filter_efficiency_max, "")],
+      ["generation tasks", a.generation_tasks && a.generation_tasks.length ? a.generation_tasks.join(", ") : null],
+      ["lost lumi blocks", lost.length ? lost.map(([run, lbs]) => `run ${run}: ${lbs.join(", ")}`).join("; ") : null],
+      ["parents", prov.parents && prov.parents.length ? prov.parents.join(", ") : null],
+      ["children", prov.children && prov.children.length ? prov.children.join(", ") : null],
+      ["counts history", counts.length ? counts.join("; ") : null],
+    ]);
+  }
+
   async function showDetails(name) {
     page.selected = name;
     const panel = $("#dataset-details");
@@ -261,6 +286,8 @@
       ["menu missing", d.menu_missing && d.menu_missing.length ? "SMK " + d.menu_missing.join(", ") : null],
       ["loaded", time(d.loaded_at)], ["obsolete since", time(d.obsolete_at)],
     ])));
+
+    body.append(section("AMI", "details-ami", amiBox(d)));
 
     const progress = d.progress;
     const progressBox = el("div");
