@@ -51,6 +51,14 @@ def test_an_interval_starts_ingestion_of_the_tasks_finished_in_it(dagbag, world)
         started = {r.conf["dataset"] for r in session.query(DagRun).filter(DagRun.dag_id == "eventindex_ingest_campaign")
                    if r.run_id.startswith("prodsys__")}
     assert started == expected
+    # every read also brings AMI's view of the production system up to date (from its own stop point)
+    from eventindex.ami import derived
+    from eventindex.catalog import open_catalog
+
+    mc_aod = next(d["name"] for d in world[0]["datasets"] if d["datatype"] == "AOD" and "dsid" in d)
+    q = derived.stored(open_catalog().engine, mc_aod)
+    assert q["production_status"] == "produced" and len(q["generation_tasks"]) == 3
+    assert q["cross_section_min"] <= q["cross_section_avg"] <= q["cross_section_max"]
 
 
 def test_reading_an_interval_again_starts_nothing_new_unless_reindex(dagbag, world):

@@ -58,3 +58,13 @@ def test_ready_datasets_start_one_ingestion_each_and_turn_done_after_loading(dag
     flags = _flags(out)
     assert flags[d["name"]] == "DONE"
     assert [n for n, s in flags.items() if s == "DONE"] == [d["name"]]
+    # AMI's view follows the flags: the loaded one complete, the others produced (READY, not indexed)
+    from eventindex.ami import derived
+    from eventindex.catalog import open_catalog
+
+    engine = open_catalog().engine
+    dagbag.dags["eventindex_tier0"].test()  # the poll after DONE: the flag change reaches AMI
+    status = {t["name"]: derived.stored(engine, t["name"]) for t in tier0}
+    assert status[d["name"]]["production_status"] == "complete"
+    assert status[d["name"]]["detail"]["task"] == {"source": "tier0", "task_id": None, "status": "DONE"}
+    assert {q["production_status"] for n, q in status.items() if n != d["name"]} == {"produced"}
