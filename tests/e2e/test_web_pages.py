@@ -134,12 +134,20 @@ def test_queries_look_up_count_and_plot(page, web):
     page.wait_for_selector(f'{_tid("count-result")}[data-count]')
     assert int(page.locator(_tid("count-result")).get_attribute("data-count")) == \
         web.call("GET", "/api/v1/count?type=RAW&stream=physics_Main")[1]["count"]
+    from eventindex.catalog import open_catalog
+    from eventindex.settings import Settings
+    from eventindex.trigger import load_menus
+
+    settings = Settings.from_env({"EVENTINDEX_HOME": web.env["EVENTINDEX_HOME"]})
+    open_catalog(settings).save_menus(load_menus(web.world_dir / "menus.json")[0].values())  # as the conditions DAG
     expression = "HLT_mu26_ivarmedium_L1MU14FCH or not L1_EM22VHI"
     page.locator(_tid("sel-triggers")).fill(expression)
     page.locator(_tid("sel-bcid")).fill("1-1800")
     page.locator(_tid("count-button")).click()
     query = urlencode({"type": "RAW", "stream": "physics_Main", "trigger": expression, "bcid": "1-1800"})
-    expected = web.call("GET", f"/api/v1/count?{query}")[1]["count"]
+    status, answer, _ = web.call("GET", f"/api/v1/count?{query}")
+    assert status == 200, answer
+    expected = answer["count"]
     page.wait_for_selector(f'{_tid("count-result")}[data-count="{expected}"]')
     assert 0 < expected < web.call("GET", "/api/v1/count?type=RAW&stream=physics_Main")[1]["count"]
     page.locator(_tid("sel-triggers")).fill("")

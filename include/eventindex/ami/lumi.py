@@ -15,11 +15,13 @@ COMPARED = ("AOD", "ESD")  # formats that keep every event of the RAW; a derivat
 
 
 def lumi_pairs(catalog, sel) -> np.ndarray:
-    """The distinct (run, lumi block) pairs of the events passing ``sel``, as an ``(N, 2)`` int64 array."""
-    parts = [np.unique(np.column_stack([b.column(0).to_numpy(zero_copy_only=False).astype(np.int64),
-                                        b.column(1).to_numpy(zero_copy_only=False).astype(np.int64)]), axis=0)
+    """The distinct (run, lumi block) pairs of the events passing ``sel``, as an ``(N, 2)`` int64 array (each pair
+    packed into one 64-bit key, so that numpy dedups plain integers)."""
+    parts = [np.unique((b.column(0).to_numpy(zero_copy_only=False).astype(np.int64) << 32)
+                       | b.column(1).to_numpy(zero_copy_only=False).astype(np.int64))
              for b in catalog.select(sel, columns=["run_number", "lumi_block"]) if b.num_rows]
-    return np.unique(np.concatenate(parts), axis=0) if parts else np.zeros((0, 2), np.int64)
+    keys = np.unique(np.concatenate(parts)) if parts else np.zeros(0, np.int64)
+    return np.column_stack([keys >> 32, keys & 0xFFFFFFFF])
 
 
 def raw_of(catalog, row: dict) -> list[str]:

@@ -179,22 +179,22 @@ def overlap_counts(sel: Selection, v: Version, trees: list, bits: dict, stats: S
     Each pattern gets a signature (bit i: expression i passes); events are tallied per signature, and the matrix
     comes from the few signatures present, not from the patterns or the events."""
     k = len(trees)
-    signature = np.zeros(v.patterns.count, np.int64)
-    for i, tree in enumerate(trees):
-        signature |= pattern_table([tree], bits, v.patterns).astype(np.int64) << i
+    table = np.stack([pattern_table([t], bits, v.patterns) for t in trees], axis=1)
     counts = v.patterns.nevents
     if sel.triggers or needs_events(sel, v):
         mask = event_mask(sel, v, bits, stats)
         if mask is not None:
             counts = np.bincount(v.keys.pattern[mask], minlength=v.patterns.count)
-    present, inverse = np.unique(signature, return_inverse=True) if k > 20 else (None, signature)
-    tally = np.bincount(inverse, weights=counts, minlength=0 if k > 20 else 1 << k)
-    if present is None:
+    if k <= 20:  # the signatures present, with their events (at most 2**k, usually far fewer than the patterns)
+        signature = np.zeros(len(table), np.int64)
+        for i in range(k):
+            signature |= table[:, i].astype(np.int64) << i
+        tally = np.bincount(signature, weights=counts, minlength=1 << k)
         present = np.flatnonzero(tally)
-        tally = tally[present]
-    flags = ((present[:, None] >> np.arange(k)) & 1).astype(np.float64)
+        table, counts = ((present[:, None] >> np.arange(k)) & 1).astype(bool), tally[present]
+    flags = table.astype(np.float64)
     # exact: float64 holds counts below 2**53
-    return np.rint(flags.T @ (flags * tally[:, None])).astype(np.int64)
+    return np.rint(flags.T @ (flags * np.asarray(counts, np.float64)[:, None])).astype(np.int64)
 
 
 def count(sel: Selection, v: Version, bits: dict, stats: ScanStats) -> int:
