@@ -10,10 +10,9 @@ rebuilds them, with the trigger index, the first time a selection needs what the
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
-
-import json
 
 import numpy as np
 import pyarrow as pa
