@@ -159,7 +159,7 @@ def _compute(conn, name: str) -> dict | None:
 
 
 def _status(up: dict | None, ds: dict | None, prog: dict | None) -> str:
-    task = (up or {}).get("status", "").lower() if up and up["source"] == "prodsys" else None
+    task = up["status"].lower() if up is not None and up["source"] == "prodsys" else None
     if ds is not None and ds["status"] in ("obsolete", "erased"):
         return "obsolete"
     if task in FAILED_TASKS:
