@@ -23,9 +23,9 @@ from ...schema import BASE_FIELDS, stage_key
 from ..base import CatalogBase
 from ..records import LoadResult, duplicate_table, is_ref_column, trigger_counts
 from ..selection import BadSelection, Selection, check_pairs, event_id, make_selection
-from . import events
+from . import events, garbage
 from .events import ScanStats, Version
-from .files import write_atomic, young
+from .files import write_atomic
 from .keys import KeyFile, lookup_table, match_record, write_keys
 from .patterns import TriggerPatterns, pattern_numbers, write_patterns
 
@@ -144,10 +144,8 @@ class EmbeddedCatalog(CatalogBase):
             finally:
                 parquet.result()
         replaced = self._commit(p, load_id, str(pq_path.relative_to(self.root)))
-        # Replaced versions stay a while for readers that resolved them just before the switch.
-        for path in folder.iterdir():
-            if not path.name.startswith(load_id) and not young(path, REPLACED_GRACE_S):
-                path.unlink(missing_ok=True)
+        # Replaced versions stay a while (from their replacement) for readers that resolved them just before it.
+        garbage.collect(self.root, self.engine, REPLACED_GRACE_S, folders=[folder])
         n = p.table.num_rows
         return LoadResult(p.ds.name, load_id, n, p.row["unique_events"], n - p.row["unique_events"],
                           len(p.file_rows), replaced, time.perf_counter() - started)
@@ -159,17 +157,11 @@ class EmbeddedCatalog(CatalogBase):
             self._keys_of(r).warm()
         return len(rows)
 
-    def gc(self, min_age_s: float = 3600) -> list[Path]:
-        """Remove files that no manifest row points at (left by a crashed load), once older than ``min_age_s``."""
-        self._refresh()
-        live = {r["load_id"] for r in self._manifest}
-        removed = []
-        for path in (self.root / "data").glob("dataset=*/*"):
-            load_id = path.name.split(".")[0]
-            if load_id not in live and not young(path, min_age_s):
-                path.unlink(missing_ok=True)
-                removed.append(path)
-        return removed
+    def gc(self, min_age_s: float = 3600, *, dry_run: bool = False) -> garbage.GcResult:
+        """Remove the files no reader can need any more: those of crashed loads (partial or never committed) and
+        replaced versions, ``min_age_s`` after they were written or replaced; never a live version nor a file a
+        process holds open (``garbage`` says how each is told apart). ``dry_run``: only say what would go."""
+        return garbage.collect(self.root, self.engine, min_age_s, dry_run=dry_run)
 
     # --- lookups --------------------------------------------------------------------------------------------
 

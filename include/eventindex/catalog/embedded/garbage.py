@@ -1,0 +1,154 @@
+"""Garbage of the embedded store: which files no reader can need any more, told apart from those one may still hold.
+
+A file under ``data/dataset=<name>/`` is named ``<load_id><suffix>`` (``.parquet``, ``.keys.arrow``,
+``.triggers.arrow``, each with ``.part`` while it is written). Readers pick a version through the manifest (the
+``datasets`` row's ``load_id``, whatever the dataset's status: an obsolete or erased dataset can still be read with
+``include_obsolete`` and restored), so a file is
+
+- **live** when its load id is in a ``datasets`` row now: never removed;
+- **replaced** when ``load_history`` says a reload replaced its load id: a reader that resolved the manifest just
+  before the switch may still open it, so it stays ``min_age_s`` after the replacement (not after it was written:
+  a version written a week ago and replaced a second ago is still in use);
+- **partial** (``.part``): a load in progress writes it, or a crashed load left it; removed once no process on this
+  machine holds it open and it has not been written to for ``min_age_s``;
+- **orphan**: complete but never committed (a crash between the write and the commit); removed once ``min_age_s``
+  old, which leaves a load in progress the time to commit it.
+
+A file some process holds open (read from ``/proc`` on Linux) is kept whatever its age and collected next time:
+unlinking it would be harmless to a reader that has it open (POSIX keeps the inode) but not to one about to reopen
+it, and the disk space would not come back until it closes anyway. The manifest is read from the metadata DB
+itself, not from a cache, just before the files are listed: a version committed after that read was written after
+it too, so it is younger than any sensible ``min_age_s``.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from datetime import timezone
+from pathlib import Path
+
+import sqlalchemy as sa
+
+from ... import metadata as md
+
+SUFFIXES = (".parquet", ".keys.arrow", ".triggers.arrow")
+
+
+@dataclass
+class GcResult:
+    """What a garbage collection removed (or, with ``dry_run``, would remove) and what it kept for now."""
+
+    removed: list[dict] = field(default_factory=list)  # {"path", "bytes", "reason"}: partial | orphan | replaced
+    kept: list[dict] = field(default_factory=list)  # {"path", "bytes", "reason"}: too young | open
+    dry_run: bool = False
+
+    @property
+    def bytes_freed(self) -> int:
+        return sum(r["bytes"] for r in self.removed)
+
+    def to_json(self) -> dict:
+        return {"removed": self.removed, "kept": self.kept, "bytes_freed": self.bytes_freed, "dry_run": self.dry_run}
+
+
+def split_name(name: str) -> tuple[str, str, bool] | None:
+    """``<load_id><suffix>[.part]`` -> (load id, suffix, partial); None for a name the store never writes."""
+    partial = name.endswith(".part")
+    base = name[:-5] if partial else name
+    for suffix in SUFFIXES:
+        if base.endswith(suffix) and len(base) > len(suffix):
+            return base[:-len(suffix)], suffix, partial
+    return None
+
+
+def open_files(root: Path) -> set[str] | None:
+    """Real paths under ``root`` that some process on this machine holds open; None where ``/proc`` cannot say."""
+    proc = Path("/proc")
+    if not (proc / "self" / "fd").is_dir():
+        return None
+    prefix = os.path.realpath(root) + os.sep
+    held = set()
+    for pid in os.listdir(proc):
+        if not pid.isdigit():
+            continue
+        try:
+            fds = os.listdir(proc / pid / "fd")
+        except OSError:  # gone, or another user's process
+            continue
+        for fd in fds:
+            try:
+                target = os.readlink(proc / pid / "fd" / fd)
+            except OSError:
+                continue
+            if target.startswith(prefix):
+                held.add(target)
+    return held
+
+
+def _replaced_at(engine: sa.Engine) -> tuple[set[str], dict[str, float]]:
+    """The live load ids (every manifest row), and when each replaced load id was replaced (epoch seconds)."""
+    h = md.load_history.c
+    with engine.connect() as conn:
+        live = {r[0] for r in conn.execute(sa.select(md.datasets.c.load_id))}
+        replaced = {load_id: at.replace(tzinfo=timezone.utc).timestamp() for load_id, at in conn.execute(
+            sa.select(h.replaced_load_id, sa.func.min(h.at)).where(h.replaced_load_id.is_not(None))
+            .group_by(h.replaced_load_id))}
+    return live, replaced
+
+
+def collect(root: Path, engine: sa.Engine, min_age_s: float = 3600, *, dry_run: bool = False,
+            folders: list[Path] | None = None) -> GcResult:
+    """Remove the store's garbage under ``root`` (only in ``folders`` when given), as the module docstring says.
+
+    ``min_age_s``: how long a replaced version outlives its replacement, and how old a partial or orphan file must
+    be; ``dry_run``: report only. Returns the files removed and those kept for now, with their reasons.
+    """
+    if min_age_s < 0:
+        raise ValueError("min_age_s must be >= 0")
+    live, replaced = _replaced_at(engine)
+    held: set[str] | None | bool = False  # read from /proc only when a file is old enough to go
+    now = time.time()
+    result = GcResult(dry_run=dry_run)
+    if folders is None:
+        folders = sorted((root / "data").glob("dataset=*")) if (root / "data").is_dir() else []
+    candidates = [p for folder in folders for p in sorted(_entries(folder))]
+    candidates += sorted(p for p in root.glob(".GENERATION.*") if p.is_file())  # a crash inside _bump_generation
+    for path in candidates:
+        parts = (None, "", True) if path.name.startswith(".GENERATION.") else split_name(path.name)
+        if parts is None or parts[0] in live:
+            continue
+        load_id, _, partial = parts
+        try:
+            st = path.stat()
+        except FileNotFoundError:
+            continue
+        if partial:
+            reason, since = "partial", st.st_mtime
+        elif load_id in replaced:
+            reason, since = "replaced", replaced[load_id]
+        else:
+            reason, since = "orphan", st.st_mtime
+        entry = {"path": str(path), "bytes": st.st_size, "reason": reason}
+        if now - since < min_age_s:
+            result.kept.append({**entry, "reason": f"{reason}, younger than {min_age_s:g} s"})
+            continue
+        if held is False:
+            held = open_files(root)
+        if held is not None and os.path.realpath(path) in held:
+            result.kept.append({**entry, "reason": f"{reason}, open in a running process"})
+            continue
+        if not dry_run:
+            try:
+                path.unlink()
+            except FileNotFoundError:  # a concurrent gc (the load's own, or another process) was first
+                continue
+        result.removed.append(entry)
+    return result
+
+
+def _entries(folder: Path):
+    try:
+        return [p for p in folder.iterdir() if p.is_file()]
+    except FileNotFoundError:
+        return []
