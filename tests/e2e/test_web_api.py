@@ -44,7 +44,11 @@ def test_bad_parameters_are_400_naming_the_parameter(web):
              "/api/v1/count?stream=no%20such": "stream", "/api/v1/lookup?run=x&event=1": "run",
              "/api/v1/events-per?by=fill": "by", "/api/v1/select?type=AOD&format=xml": "format",
              "/api/v1/select?type=AOD&columns=no_such_column": "no_such_column",
-             "/api/v1/datasets?limit=0": "limit", "/api/v1/rates?bucket=week": "bucket"}
+             "/api/v1/datasets?limit=0": "limit", "/api/v1/rates?bucket=week": "bucket",
+             "/api/v1/count?run=4294967296": "run 4294967296 is out of range",
+             "/api/v1/lookup?run=4294967296&event=1": "run 4294967296 is out of range",
+             "/api/v1/count?trigger=": "trigger is empty", "/api/v1/count?trigger=%20": "trigger is empty",
+             "/api/v1/count?bcid=1-999999999999": "BCID 999999999999 is out of range"}
     for path, named in cases.items():
         status, body, _ = web.call("GET", path)
         assert status == 400 and named in body["detail"], (path, status, body)

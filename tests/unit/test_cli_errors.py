@@ -148,6 +148,27 @@ def test_extract_job_hands_every_argument_to_the_transformation():
                              "0,1"]
 
 
+# --- selection values: refused as typed, never clipped nor dropped ---------------------------------------------------
+
+
+@pytest.mark.parametrize("option, named", [
+    ("--trigger=", "trigger is empty"), ("--trigger=  ", "trigger is empty"),
+    ("--bcid=1-999999999999", "BCID 999999999999 is out of range (0..3563)"),
+    ("--bcid=3564", "BCID 3564 is out of range (0..3563)"),
+    ("--run=12345678901234567890123", "run 12345678901234567890123 is out of range (0..4294967295)"),
+    ("--run=4294967296", "run 4294967296 is out of range (0..4294967295)"),
+    ("--run=1-4294967296", "run 4294967296 is out of range"),
+    ("--lumi=", "lumi block '' is not a number"), ("--run=", "run '' is not a number")])
+def test_a_selection_value_out_of_range_or_blank_is_refused_as_typed(option, named, eventindex_home):
+    line = one_line_error(ei("count", option))
+    assert named in line
+
+
+def test_the_largest_run_number_is_a_valid_cut(loaded):
+    done = ei("count", "--run=4294967295", "--json")
+    assert done.returncode == 0 and json.loads(done.stdout)["count"] == 0, done.stderr
+
+
 # --- a fresh EVENTINDEX_HOME -------------------------------------------------------------------------------------
 
 

@@ -1,9 +1,9 @@
 """The histogramming service (eventindex.tag.histogram, `eventindex histogram`).
 
-Expected values are numpy's (np.histogram / np.histogram2d) over the events read directly from the small world's
-ROOT files with uproot, trigger decisions decoded here through the world's menus; never from the code under test.
-Bins are half-open [lo, hi): numpy's last bin is closed, so values equal to the upper edge are counted as overflow
-here before numpy sees the rest.
+Expected values are binned here in exact arithmetic (integers, or Fractions for float values and ranges) over the
+events read directly from the small world's ROOT files with uproot, trigger decisions decoded here through the
+world's menus; never with the float arithmetic of the code under test (numpy's histogram computes a bin the way a
+regular axis does, and puts lumi block 117 of 50 bins over [1, 201) into [113, 117)). Bins are half-open [lo, hi).
 """
 
 from __future__ import annotations
@@ -15,9 +15,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+from fractions import Fraction
+
 import numpy as np
 import pytest
 import uproot
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from eventindex.catalog import make_selection, open_catalog
 from eventindex.errors import BadRequest
@@ -74,11 +78,19 @@ def _passed(out, cols, chain) -> np.ndarray:
     return passed
 
 
+def _bin_of(v: np.ndarray, bins: int, lo: int, hi: int) -> np.ndarray:
+    """Each integer value's bin over integer [lo, hi) in integer arithmetic: floor((v - lo) * bins / (hi - lo)),
+    -1 below the range, ``bins`` at or above it."""
+    v = v.astype(np.int64)
+    return np.where(v < lo, -1, np.where(v >= hi, bins, (v - lo) * bins // (hi - lo)))
+
+
 def _expect_1d(v, bins, lo, hi, w=None):
-    inside = (v >= lo) & (v < hi)
-    counts = np.histogram(v[inside], bins, (lo, hi), weights=None if w is None else w[inside])[0]
-    flow = (lambda m: int(m.sum())) if w is None else (lambda m: float(w[m].sum()))
-    return counts, flow(v < lo), flow(v >= hi)
+    index = _bin_of(v, bins, lo, hi)
+    weights = np.ones(len(v), np.int64) if w is None else w
+    counts = np.array([weights[index == i].sum() for i in range(-1, bins + 1)])
+    flow = int if w is None else float
+    return counts[1:-1], flow(counts[0]), flow(counts[-1])
 
 
 # --- the library against numpy ------------------------------------------------------------------------------------
@@ -102,7 +114,8 @@ def test_without_a_range_the_axis_spans_the_data_from_min_to_max_plus_one(home, 
     j = histogram(catalog, make_selection(**MAIN_RAW), ["bcid"], 7).to_json()
     lo, hi = int(v.min()), int(v.max()) + 1
     assert j["edges"][0][0] == lo and j["edges"][0][-1] == hi and j["range_from"] == ["data"]
-    assert j["counts"] == np.histogram(v, np.asarray(j["edges"][0]))[0].tolist()
+    exact = [Fraction(lo) + Fraction(hi - lo) * i / 7 for i in range(8)]  # the edges in rationals
+    assert j["counts"] == [int(((v >= a) & (v < b)).sum()) for a, b in zip(exact, exact[1:])]
     assert sum(j["counts"]) == len(v) and j["underflow"] == [0] and j["overflow"] == [0]
 
 
@@ -112,8 +125,8 @@ def test_2d_counts_and_per_axis_flows_equal_numpy_histogram2d(home, catalog):
     x, y = cols["lumi_block"].astype(np.int64), cols["bcid"].astype(np.int64)
     j = histogram(catalog, make_selection(**MAIN_RAW), ["lumi_block", "bcid"], [6, 8],
                   [(2, 26), (0, 3000)]).to_json()
-    inside = (x >= 2) & (x < 26) & (y >= 0) & (y < 3000)
-    expected = np.histogram2d(x[inside], y[inside], [6, 8], [(2, 26), (0, 3000)])[0].astype(int)
+    bx, by = _bin_of(x, 6, 2, 26), _bin_of(y, 8, 0, 3000)
+    expected = np.array([[int(((bx == i) & (by == k)).sum()) for k in range(8)] for i in range(6)])
     assert np.asarray(j["counts"]).shape == (6, 8)
     assert j["counts"] == expected.tolist()
     assert j["underflow"] == [int((x < 2).sum()), int((y < 0).sum())]
@@ -183,6 +196,111 @@ def test_bad_columns_bins_ranges_and_limits_are_refused_naming_the_option(catalo
         histogram(catalog, make_selection(**MAIN_RAW), **args)
     if option == "column" and isinstance(args["columns"], str):
         assert args["columns"] in str(exc.value) and all(c in str(exc.value) for c in COLUMNS)
+
+
+# --- exact bins, whatever the float arithmetic of the edges -------------------------------------------------------
+
+
+def _exact_counts(values, weights, lo, hi, bins) -> tuple[list, object, object]:
+    """Counts (or summed weights) per bin of ``bins`` over [lo, hi) in rationals: value x is in bin
+    floor((x - lo) * bins / (hi - lo)); one Fraction computation per distinct value."""
+    lo, hi = Fraction(lo), Fraction(hi)
+    counts, under, over = [0] * bins, 0, 0
+    uniq, inverse = np.unique(values, return_inverse=True)
+    totals = np.bincount(inverse, weights=weights, minlength=len(uniq))
+    for x, total in zip(uniq.tolist(), totals.tolist()):
+        x = Fraction(x)
+        if x < lo:
+            under += total
+        elif x >= hi:
+            over += total
+        else:
+            counts[(x - lo) * bins // (hi - lo)] += total
+    return counts, under, over
+
+
+def test_each_lumi_block_lands_in_the_bin_that_count_per_lumi_block_gives(home, catalog):
+    """26 bins over [1, 27): one lumi block a bin. A regular axis puts 12 and 24 in the bin below ((x - 1) / 26 * 26
+    is 10.999... in doubles); ``count --lumi X`` (the catalogue's key-file cut, another code path) says where they
+    belong."""
+    j = histogram(catalog, make_selection(**MAIN_RAW), "lumi_block", 26, [(1, 27)]).to_json()
+    per_block = [catalog.count(make_selection(**MAIN_RAW, lumi_blocks=[str(b)])) for b in range(1, 27)]
+    assert j["counts"] == per_block and sum(per_block) > 0
+    assert j["edges"] == [[float(e) for e in range(1, 28)]]
+
+
+@pytest.fixture(scope="module")
+def columns(home):
+    world, out, _ = home
+    raw = _read(out, _datasets(world, "RAW", "physics_Main"), ["lumi_block", "bcid"])
+    mc = _read(out, _datasets(world, "AOD", mc=True), ["mc_event_weight", "bcid"])
+    return raw, mc
+
+
+finite = st.floats(-5000, 5000, allow_nan=False, allow_infinity=False)
+
+
+@st.composite
+def span(draw, integer: bool, bins: int = 1):
+    """A range as users type them: integers (often a whole number of values a bin, where a bin's edges fall on
+    values and float arithmetic errs), or decimals."""
+    if integer:
+        a = draw(st.integers(-5, 40))
+        b = draw(st.one_of(st.integers(-50, 3600), st.integers(1, 8).map(lambda k: a + k * bins)))
+    else:
+        a, b = draw(finite), draw(finite)
+    if a == b:
+        b = a + 1
+    return min(a, b), max(a, b)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data(), bins=st.integers(1, 400), integer=st.booleans(), column=st.sampled_from(["lumi_block", "bcid"]))
+def test_1d_bins_of_integer_columns_equal_exact_binning(catalog, columns, data, bins, integer, column):
+    lo, hi = data.draw(span(integer, bins))
+    v = columns[0][column].astype(np.int64)
+    j = histogram(catalog, make_selection(**MAIN_RAW), column, bins, [(lo, hi)]).to_json()
+    counts, under, over = _exact_counts(v, None, lo, hi, bins)
+    assert j["counts"] == [int(c) for c in counts]
+    assert (j["underflow"], j["overflow"]) == ([int(under)], [int(over)])
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(bins=st.integers(1, 300), lo=st.floats(-3, 3), width=st.floats(0.001, 6))
+def test_1d_bins_of_a_float_column_equal_exact_binning(catalog, columns, bins, lo, width):
+    hi = lo + width
+    w = columns[1]["mc_event_weight"].astype(np.float64)
+    j = histogram(catalog, make_selection(project="mc16_13TeV", datatype="AOD"), "mc_event_weight", bins,
+                  [(lo, hi)]).to_json()
+    counts, under, over = _exact_counts(w, None, lo, hi, bins)
+    assert j["counts"] == [int(c) for c in counts]
+    assert (j["underflow"], j["overflow"]) == ([int(under)], [int(over)])
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data(), bx=st.integers(1, 60), by=st.integers(1, 60))
+def test_2d_bins_equal_exact_binning_per_axis(catalog, columns, data, bx, by):
+    (xlo, xhi), (ylo, yhi) = data.draw(span(True, bx)), data.draw(span(False))
+    x, y = columns[0]["lumi_block"].astype(np.int64), columns[0]["bcid"].astype(np.int64)
+    j = histogram(catalog, make_selection(**MAIN_RAW), ["lumi_block", "bcid"], [bx, by],
+                  [(xlo, xhi), (ylo, yhi)]).to_json()
+    expected = np.zeros((bx, by), np.int64)
+    ix, iy = _exact_index(x, xlo, xhi, bx), _exact_index(y, ylo, yhi, by)
+    inside = (ix >= 0) & (ix < bx) & (iy >= 0) & (iy < by)
+    np.add.at(expected, (ix[inside], iy[inside]), 1)
+    assert j["counts"] == expected.tolist()
+    assert j["underflow"] == [int((ix < 0).sum()), int((iy < 0).sum())]
+    assert j["overflow"] == [int((ix >= bx).sum()), int((iy >= by).sum())]
+
+
+def _exact_index(v, lo, hi, bins) -> np.ndarray:
+    """Each value's bin in rationals (-1 below, ``bins`` at or above the range)."""
+    lo, hi = Fraction(lo), Fraction(hi)
+    table = {}
+    for x in np.unique(v).tolist():
+        fx = Fraction(x)
+        table[x] = -1 if fx < lo else bins if fx >= hi else int((fx - lo) * bins // (hi - lo))
+    return np.array([table[x] for x in v.tolist()], np.int64)
 
 
 # --- the command --------------------------------------------------------------------------------------------------

@@ -29,21 +29,27 @@ Range = tuple[int, int]
 
 
 def _range(text_or_pair, what: str, top: int = UINT32_MAX) -> Range:
+    """A checked inclusive range ``(lo, hi)`` of ``0..top`` from ``"N"``, ``"A-B"`` or a pair. A bound above ``top``
+    is refused naming the value as typed (never clipped: a clipped cut would answer another question)."""
     if isinstance(text_or_pair, (tuple, list)):
         lo, hi = text_or_pair
     else:
         text = str(text_or_pair).strip()
-        m = re.fullmatch(r"(\d{1,20})(?:\s*[-:]\s*(\d{1,20}))?", text)
+        m = re.fullmatch(r"(\d+)(?:\s*[-:]\s*(\d+))?", text[:200])
         if not m:
-            raise BadSelection(f"{what} {text!r} is not a number or a range like 100-200")
+            raise BadSelection(f"{what} {text[:40]!r} is not a number or a range like 100-200")
         lo, hi = int(m.group(1)), int(m.group(2) or m.group(1))
     if not (isinstance(lo, int) and isinstance(hi, int)) or isinstance(lo, bool) or isinstance(hi, bool):
         raise BadSelection(f"{what} bounds must be integers, got {lo!r}-{hi!r}")
     if lo < 0 or hi < 0:
         raise BadSelection(f"{what} {lo}-{hi} is negative")
+    for bound in (lo, hi):
+        if bound > top:
+            shown = str(bound) if bound < 10**30 else f"of {len(str(bound))} digits"
+            raise BadSelection(f"{what} {shown} is out of range (0..{top})")
     if lo > hi:
         raise BadSelection(f"{what} {lo}-{hi} is empty (start after end)")
-    return min(lo, top), min(hi, top)
+    return lo, hi
 
 
 @dataclass(frozen=True)
@@ -85,6 +91,10 @@ class Selection:
 def _trigger_expressions(triggers) -> tuple[str, ...]:
     """Trigger expressions from user input, each checked and kept as canonical text. A string without operators
     or parentheses is a list of names (comma or space separated), all of which must pass."""
+    given = [triggers] if isinstance(triggers, str) else list(triggers or ())
+    if any(isinstance(t, str) and not t.strip() for t in given):  # "no cut" is no option, not an empty one
+        raise BadSelection("trigger is empty: give an L1_ item, an HLT_ chain or an expression of them, or no "
+                           "trigger option for no trigger cut")
     if isinstance(triggers, str):
         if re.search(r"[()&|!]|\b(and|or|not)\b", triggers, re.IGNORECASE):
             triggers = [triggers]
@@ -140,10 +150,7 @@ def make_selection(*, project=None, runs=(), lumi_blocks=(), stream=None, dataty
     lb_ranges = tuple(_range(r, "lumi block") for r in lumi_blocks)
     if isinstance(bcid, (str, int)):
         bcid = [bcid]
-    bcids = tuple(_range(r, "BCID") for r in bcid)
-    for lo, hi in bcids:
-        if hi > BCID_MAX:
-            raise BadSelection(f"BCID {lo}-{hi} is out of range (0..{BCID_MAX})")
+    bcids = tuple(_range(r, "BCID", BCID_MAX) for r in bcid)
     if time_range is not None:
         time_range = _range(time_range, "time range")
     return Selection(project=project, runs=run_ranges, lumi_blocks=lb_ranges, stream=stream, datatype=datatype,

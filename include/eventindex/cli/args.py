@@ -38,7 +38,7 @@ class CommaList(argparse.Action):
     def __call__(self, parser, namespace, values, option_string=None):
         current = getattr(namespace, self.dest, None)
         items = [] if current is self.default else list(current or [])
-        items += [v.strip() for v in values.split(",") if v.strip()]
+        items += [v.strip() for v in values.split(",") if v.strip()] or [""]  # a blank value is refused, not dropped
         setattr(namespace, self.dest, items)
 
 

@@ -5,6 +5,13 @@ Binning is boost-histogram's (through ``hist``), filled a whole Arrow batch at a
 decodes trigger names through the menus, as ``count`` does). Bins are half-open, ``[lo, hi)``: a value equal to the
 upper edge of the range is overflow.
 
+Bin ``i`` of ``n`` over ``[lo, hi)`` holds the values ``x`` with ``lo + i (hi - lo) / n <= x < lo + (i + 1) (hi - lo) / n``
+in exact arithmetic. A regular axis computes ``(x - lo) / (hi - lo) * n`` in floats instead, which puts lumi block 117
+of ``--range 1,201 --bins 50`` into bin [113, 117) (116 / 200 * 50 = 28.999...). So the axes are variable axes over
+edges computed exactly (``exact_edges``: each edge is the smallest double not below the exact rational edge, so that
+comparing a double with it is comparing with the exact edge), and boost-histogram places a value by comparisons only.
+Integer columns are compared as doubles: exact below 2**53.
+
 Without a range, an axis spans the data: a first pass over the same selection (and the same ``limit``) finds the
 smallest and largest value, and the axis runs from the smallest to just above the largest, so that every event lands
 in a bin (integer columns: ``[min, max + 1)``, so integer values sit inside bins, not on edges; the float weight:
@@ -19,6 +26,7 @@ from __future__ import annotations
 
 import math
 import shlex
+from fractions import Fraction
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
@@ -101,7 +109,8 @@ def histogram(catalog, sel, columns: str | Sequence[str], bins: int | Sequence[i
     range_from = ["options"] * len(columns) if spans else ["data"] * len(columns)
     if not spans:
         spans = _data_ranges(catalog, sel, columns, wanted, limit)
-    axes = [hist.axis.Regular(n, lo, hi, name=c, label=c) for c, n, (lo, hi) in zip(columns, nbins, spans)]
+    axes = [hist.axis.Variable(exact_edges(lo, hi, n), name=c, label=c)
+            for c, n, (lo, hi) in zip(columns, nbins, spans)]
     h = hist.Hist(*axes, storage=hist.storage.Weight() if weight else hist.storage.Int64())
     total = None
     if progress:
@@ -241,10 +250,26 @@ def _data_ranges(catalog, sel, columns, wanted, limit) -> list[tuple[float, floa
     return spans
 
 
+def exact_edges(lo: float, hi: float, n: int) -> list[float]:
+    """The ``n + 1`` edges of ``n`` equal bins over ``[lo, hi)``: edge ``i`` is the smallest double not below
+    ``lo + i (hi - lo) / n`` computed in rationals. For a double ``x``, ``x >= edge`` then holds exactly when ``x`` is at
+    or above the exact edge, so a bin holds what its exact half-open interval holds. Edges that are representable
+    (integers, most decimal ranges) come out as themselves. A range too narrow for ``n`` distinct doubles is refused."""
+    start, width = Fraction(lo), Fraction(hi) - Fraction(lo)
+    edges = []
+    for i in range(n + 1):
+        exact = start + width * i / n
+        edge = float(exact)
+        if Fraction(edge) < exact:
+            edge = math.nextafter(edge, math.inf)
+        edges.append(edge)
+    if any(b <= a for a, b in zip(edges, edges[1:])):
+        raise BadRequest(f"range {_num(lo)},{_num(hi)} is too narrow for {n} bins")
+    return edges
+
+
 def _edges(axis) -> list[float]:
-    """The regular edges as ``linspace`` spells them (boost's own edges may be off by an ulp, 14.999999999999998
-    for 15: its bin index is computed from the range, so the exact edges are the true ones)."""
-    return np.linspace(axis.edges[0], axis.edges[-1], len(axis) + 1).tolist()
+    return [float(e) for e in axis.edges]
 
 
 def _flow(values: np.ndarray, axis: int, index: int):

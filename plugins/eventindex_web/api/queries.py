@@ -21,8 +21,16 @@ MAX_ROWS = 1_000_000
 MEDIA = {"csv": "text/csv", "json": "application/json", "parquet": "application/vnd.apache.parquet"}
 
 
-def _split(values: list[str]) -> list[str]:
-    return [v for value in values for v in value.split(",") if v.strip()]
+def _split(values: list[str], name: str | None = None) -> list[str]:
+    """Repeated and comma-separated values as one list. A parameter given empty (``trigger=``) is refused naming
+    it: leaving it out means no cut, an empty value is more likely a form that lost its input."""
+    out = []
+    for value in values:
+        parts = [v for v in value.split(",") if v.strip()]
+        if name and not parts:
+            raise BadRequest(f"{name} is empty: give a value, or leave the parameter out for no {name} cut")
+        out += parts
+    return out
 
 
 def selection(project: str | None = None, run: Annotated[list[str], Query()] = [],
@@ -34,10 +42,11 @@ def selection(project: str | None = None, run: Annotated[list[str], Query()] = [
     """The checked selection (a bad value -> 400 naming it, as the CLI refuses it; an unknown period -> 400 when
     the catalogue resolves it)."""
     time_range = None if since is None and until is None else (since or 0, until or 2**32 - 1)
-    return make_selection(project=project, runs=_split(run), lumi_blocks=_split(lumi), stream=stream, datatype=type,
-                          version=version, dataset=dataset, guid=guid, triggers=_split(trigger),
-                          time_range=time_range, include_obsolete=include_obsolete, period=_split(period),
-                          bcid=_split(bcid))
+    return make_selection(project=project, runs=_split(run, "run"), lumi_blocks=_split(lumi, "lumi"), stream=stream,
+                          datatype=type, version=version, dataset=dataset, guid=guid,
+                          triggers=_split(trigger, "trigger"), time_range=time_range,
+                          include_obsolete=include_obsolete, period=_split(period, "period"),
+                          bcid=_split(bcid, "bcid"))
 
 
 Selection = Annotated[object, Depends(selection)]
