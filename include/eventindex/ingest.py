@@ -11,17 +11,14 @@ import posixpath
 from dataclasses import asdict, dataclass, field
 from datetime import timedelta
 
-import numpy as np
-import pyarrow.compute as pc
 import sqlalchemy as sa
 
 from . import announcements, progress
 from . import metadata as md
-from .catalog.base import check_records
 from .catalog.loader import find_staged, verify_staged
-from .ddm import files_by_guid, guid_key, split_did
-from .errors import BadLoad, DIDNotFound, NotFound, Problem, ValidationFailed
-from .guid import format_guid
+from .catalog.validation import StagedPart, validate_parts
+from .ddm import guid_key
+from .errors import NotFound, Problem, ValidationFailed  # noqa: F401 (ValidationFailed, Problem: re-exported)
 from .naming import parse
 from .progress import Completeness, part_of
 from .staging import uri_of
@@ -83,92 +80,22 @@ def validate(fetched: Fetched, ddm, announced: list[dict] | dict | None = None,
              allow_duplicates: bool = False) -> dict:
     """All checks of a fetched dataset; raises ValidationFailed listing every problem found.
 
-    Each job's part is checked against its own summary and its own announcement (``announced``: the latest
-    announcement of each job, as accumulated by ``announcements``); the parts together against Rucio.
+    The same checks as ``eventindex load`` makes (``catalog.validation.validate_parts``): each job's part against
+    its own summary (events, unique events, per-GUID events, first and last events) and its own announcement
+    (``announced``: the latest announcement of each job, as accumulated by ``announcements``); the parts together
+    against Rucio.
     """
-    name = fetched.dataset
-    ds = parse(name)
-    problems: list[Problem] = []
-    counts: dict[str, int] = {}
-    owner: dict[str, tuple] = {}
-    runs, events = [], []
     if isinstance(announced, dict):
         announced = [announced]
-    told_by_job = {(int(m.get("task_id", 0)), int(m.get("job_id", 0))): m for m in announced or []}
-    for uri, summary in zip(fetched.parquet, fetched.summaries):
-        base = posixpath.basename(uri.split("?")[0])
-        try:
-            table = read_parquet(uri)
-            check_records(ds, table)
-        except BadLoad as exc:
-            problems.append(Problem(name, base, str(exc)))
-            continue
-        except Exception as exc:
-            problems.append(Problem(name, base, f"unreadable index file ({exc})"))
-            continue
-        part = part_of(summary)
-        vc = pc.value_counts(table.column(f"{ds.datatype}_guid"))
-        mine = {format_guid(g): int(n) for g, n in zip(vc.field("values").to_pylist(), vc.field("counts").to_pylist())}
-        for guid, n in mine.items():
-            if guid in owner:
-                problems.append(Problem(name, guid, f"indexed by two jobs: {_job(owner[guid])} and {_job(part)}"))
-            owner[guid] = part
-            counts[guid] = counts.get(guid, 0) + n
-        in_summary = {guid_key(g["guid"]): int(g["nevents"]) for g in summary.get("guids", [])}
-        for guid in sorted(set(in_summary) | set(mine)):
-            if in_summary.get(guid) != mine.get(guid):
-                problems.append(Problem(name, guid, f"{_job(part)}: the producer summary says "
-                                                    f"{in_summary.get(guid, 0)} events, the index holds "
-                                                    f"{mine.get(guid, 0)}"))
-        told = told_by_job.get(part[:2])
-        if told is not None and int(told.get("attempt", 0)) == part[2]:
-            told_counts = {guid_key(g): int(n) for g, n in told.get("guids", {}).items()}
-            for guid in sorted(set(told_counts) | set(mine)):
-                if told_counts.get(guid) != mine.get(guid):
-                    problems.append(Problem(name, guid, f"{_job(part)}: announced with {told_counts.get(guid, 0)} "
-                                                        f"events, the index holds {mine.get(guid, 0)}"))
-        runs.append(table.column("run_number").to_numpy())
-        events.append(table.column("event_number").to_numpy())
-    nevents = sum(counts.values())
-    duplicates = 0
-    if runs:
-        run, evt = np.concatenate(runs), np.concatenate(events)
-        order = np.lexsort((evt, run))
-        duplicates = int(((run[order][1:] == run[order][:-1]) & (evt[order][1:] == evt[order][:-1])).sum())
-        if duplicates and not allow_duplicates:
-            problems.append(Problem(name, None, f"{duplicates} events appear more than once in the dataset"))
-    scope, dsname = split_did(name)
-    try:
-        meta = ddm.get_metadata(scope, dsname)
-        rucio_files = files_by_guid(ddm.list_files(scope, dsname))
-    except DIDNotFound as exc:
-        problems.append(Problem(name, None, f"not a dataset in Rucio ({exc})"))
-        raise ValidationFailed(problems) from None
-    if meta.get("is_open"):
-        problems.append(Problem(name, None, "the dataset is still open in Rucio"))
-    for guid, n in sorted(counts.items()):
-        f = rucio_files.get(guid)
-        if f is None:
-            problems.append(Problem(name, guid, "not a file of the dataset in Rucio"))
-        elif f.get("events") is not None and int(f["events"]) != n:
-            problems.append(Problem(name, f["name"], f"Rucio says {f['events']} events, the index holds {n}"))
-    for guid, f in sorted(rucio_files.items()):
-        if guid not in counts:
-            problems.append(Problem(name, f["name"], "file of the dataset in Rucio is missing from the index"))
-    if problems:
-        raise ValidationFailed(problems)
-    return {"dataset": name, "nfiles": len(counts), "nevents": nevents, "duplicates": duplicates}
-
-
-def _job(part: tuple) -> str:
-    task, job, attempt = part
-    return f"job {task}.{job}" + (f" (attempt {attempt})" if attempt else "")
+    parts = [StagedPart(posixpath.basename(uri.split("?")[0]), summary, lambda uri=uri: read_parquet(uri))
+             for uri, summary in zip(fetched.parquet, fetched.summaries)]
+    summary, _ = validate_parts(fetched.dataset, parts, ddm, announced, allow_duplicates)
+    return summary
 
 
 def record_problems(metadata_url_or_engine, problems: list[Problem]) -> int:
     engine = metadata_url_or_engine if isinstance(metadata_url_or_engine, sa.Engine) else \
         md.make_engine(metadata_url_or_engine)
-    md.upgrade(engine)
     with engine.begin() as conn:
         conn.execute(md.validation_reports.insert(), [{"dataset": p.dataset, "file": p.file, "problem": p.what,
                                                        "created": md.now()} for p in problems])

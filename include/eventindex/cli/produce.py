@@ -7,7 +7,7 @@ from pathlib import Path
 
 from ..errors import AnnounceError, NotFound
 from .args import add_command
-from .output import out, progress
+from .output import err, out, progress
 
 
 def register(sub) -> None:
@@ -37,6 +37,8 @@ def register(sub) -> None:
     p.add_argument("staging", help="staging area or one dataset folder in it (folder or URI)")
     p.add_argument("--menus", help="trigger menus JSON (default: the menus of the world's conditions source, when "
                                    "there is one)")
+    p.add_argument("--allow-duplicates", action="store_true",
+                   help="load a dataset that records one event more than once (refused by default, as in the DAG)")
     p.add_argument("--json", action="store_true", help="one JSON list of the loads")
     p.set_defaults(func=cmd_load)
 
@@ -65,23 +67,50 @@ def cmd_produce(args) -> int:
 
 
 def cmd_load(args) -> int:
+    """Each dataset is checked as the ingestion DAG checks it before it is loaded. A dataset that fails (a malformed
+    summary, a corrupt copy, counts that disagree with the summary or Rucio) is reported in one line and skipped;
+    the others are loaded; the exit status is then 1."""
     from ..catalog import open_catalog
     from ..catalog.loader import load_staged
+    from ..settings import Settings
 
     catalog = open_catalog()
     _save_menus(catalog, args.menus)
+    ddm, skipped = _data_catalogue(Settings.from_env())
+    refused: list = []
     with progress() as bar:
         task = bar.add_task("loading datasets", total=None)
-        results = load_staged(catalog, args.staging, progress=lambda i, n: bar.update(task, completed=i, total=n))
+        results = load_staged(catalog, args.staging, progress=lambda i, n: bar.update(task, completed=i, total=n),
+                              ddm=ddm, allow_duplicates=args.allow_duplicates, refused=refused)
+    if skipped:
+        err.print(f"note: {skipped}", highlight=False, soft_wrap=True)
     if args.json:
         print(json.dumps([r.__dict__ for r in results]))
     else:
         for r in results:
             out.print(f"{'reloaded' if r.replaced else 'loaded'} {r.dataset}: {r.nevents:,} events "
                       f"({r.duplicates} duplicates) in {r.seconds:.2f} s")
-        if not results:
+        if not results and not refused:
             out.print(f"nothing to load in {args.staging} (no produced dataset folders)")
-    return 0
+    from rich.text import Text
+
+    for _, exc in refused:
+        err.print(Text.assemble(("error: ", "red"), f"not loaded: {exc}"), highlight=False, soft_wrap=True)
+    return 1 if refused else 0
+
+
+def _data_catalogue(settings):
+    """The data catalogue staged datasets are checked against, as the DAG's Rucio connection does: the Rucio server
+    of RUCIO_CONFIG, else the local data catalogue when one exists (``eventindex ddm register``, ``make demo``).
+    With neither, ``(None, why)``: the checks against Rucio are skipped, and the command says so."""
+    from ..ddm import LocalRucio, RealRucio
+
+    if settings.rucio_config:
+        return RealRucio(config=settings.rucio_config), None
+    if (settings.home / "rucio.sqlite").exists():
+        return LocalRucio(settings.local_rucio_url), None
+    return None, ("no data catalogue configured (RUCIO_CONFIG, or the local one `eventindex ddm register` makes): "
+                  "the datasets were not checked against Rucio")
 
 
 def _save_menus(catalog, path: str | None) -> None:
