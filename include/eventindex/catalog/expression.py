@@ -17,6 +17,7 @@ NAME_RE = re.compile(r"^(L1|HLT)_[A-Za-z0-9_.\-]{1,120}$")
 _TOKEN = re.compile(r"\s*(?:(\()|(\))|(&&?|\|\|?|!)|([A-Za-z0-9_.\-]+))")
 _WORDS = {"and": "and", "or": "or", "not": "not", "&": "and", "&&": "and", "|": "or", "||": "or", "!": "not"}
 MAX_LENGTH = 4000
+MAX_DEPTH = 32  # nested parentheses and 'not's: deeper is no selection anybody writes, and would exhaust the stack
 
 T = TypeVar("T")
 
@@ -58,7 +59,7 @@ def parse(text: str):
     if len(text) > MAX_LENGTH:
         raise BadSelection(f"trigger expression is {len(text)} characters long; at most {MAX_LENGTH}")
     tokens = _tokens(text)
-    pos = 0
+    pos = depth = 0
 
     def peek():
         return tokens[pos] if pos < len(tokens) else (None, None, len(text))
@@ -84,15 +85,26 @@ def parse(text: str):
             parts.append(single())
         return parts[0] if len(parts) == 1 else ("and", parts)
 
+    def nested(parse_inner):
+        nonlocal depth
+        depth += 1
+        if depth > MAX_DEPTH:
+            raise BadSelection(f"trigger expression nests parentheses and 'not' deeper than {MAX_DEPTH} levels "
+                               f"(at position {peek()[2]})")
+        try:
+            return parse_inner()
+        finally:
+            depth -= 1
+
     def single():
         nonlocal pos
         kind, value, _ = peek()
         if kind == "op" and value == "not":
             pos += 1
-            return ("not", single())
+            return ("not", nested(single))
         if kind == "(":
             pos += 1
-            inner = either()
+            inner = nested(either)
             if peek()[0] != ")":
                 fail("')'")
             pos += 1
