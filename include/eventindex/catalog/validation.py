@@ -45,9 +45,10 @@ def parse_summary(data: bytes, path: str) -> dict:
     """The producer summary at ``path`` (its bytes ``data``), checked by ``check_summary``."""
     try:
         summary = json.loads(data)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        where = f" at line {exc.lineno} column {exc.colno}" if isinstance(exc, json.JSONDecodeError) else ""
-        raise _malformed(path, f"not JSON ({getattr(exc, 'msg', exc.reason)}{where})") from None
+    except json.JSONDecodeError as exc:
+        raise _malformed(path, f"not JSON ({exc.msg} at line {exc.lineno} column {exc.colno})") from None
+    except UnicodeDecodeError:
+        raise _malformed(path, "not JSON (not UTF-8 text)") from None
     except RecursionError:
         raise _malformed(path, "not JSON (nested too deeply)") from None
     return check_summary(summary, path)
