@@ -9,7 +9,7 @@ from dataclasses import replace
 from airflow.sdk import BaseOperator
 
 from eventindex import announcements, progress
-from eventindex.messaging import drain, drain_batches
+from eventindex.messaging import drain_batches
 from eventindex.rucio_events import handle_rucio_event, parse_rucio_event
 
 from .hooks import CatalogHook, MetadataHook, StompHook
@@ -59,12 +59,13 @@ class RucioEventsDrainOperator(BaseOperator):
         engine = MetadataHook(self.metadata_conn_id).get_engine()
         catalog = CatalogHook(self.catalog_conn_id).get_catalog()
 
-        def handle(body: str) -> None:
-            done = handle_rucio_event(engine, catalog, parse_rucio_event(body))
-            if done and done.get("note"):
-                self.log.info("%s", done["note"])
+        def record(events: list[dict | None]) -> None:  # each idempotent: a redelivered batch changes nothing
+            for event in events:
+                done = handle_rucio_event(engine, catalog, event)
+                if done and done.get("note"):
+                    self.log.info("%s", done["note"])
 
-        counts = drain(target, handle, self.max_messages, self.idle_s)
+        counts = drain_batches(target, record, parse_rucio_event, self.max_messages, self.idle_s)
         for reason in counts.get("poison_reasons", []):
             self.log.error("poison message moved to %s.DLQ: %s", target.destination, reason)
         self.log.info("Rucio events drained: %s", {k: v for k, v in counts.items() if k != "poison_reasons"})

@@ -32,18 +32,31 @@ def erase_body(name: str = AOD, scope: str = "data18_13TeV") -> str:
 
 
 @pytest.mark.parametrize("body, why", [
-    ("", "not JSON"),
+    ("", "not a Rucio event: not JSON"),
     ("{'event_type': 'close'}", "not JSON"),
-    ("[1, 2]", "event_type"),
-    (json.dumps({"payload": {"scope": "data18_13TeV", "name": AOD}}), "event_type"),
-    (json.dumps({"event_type": "close"}), "payload"),
-    (json.dumps({"event_type": "close", "payload": "data18_13TeV:" + AOD}), "payload"),
-    (hermes_body("close", scope="data18_13TeV", length=3), "without a scope and a name"),
-    (hermes_body("erase", name=AOD, account="root"), "without a scope and a name"),
-    (hermes_body("ERASE", scope="", name=AOD), "without a scope and a name"),
-    (close_body(length="three"), "length 'three' is not a count"),
-    (close_body(events=-1), "events -1 is not a count"),
-    (close_body(length=True), "length True is not a count"),
+    ("[1, 2]", "a JSON array; expected an object with event_type"),
+    (json.dumps({"payload": {"scope": "data18_13TeV", "name": AOD}}), "event_type: Field required"),
+    (json.dumps({"event_type": "close"}), "payload: Field required"),
+    (json.dumps({"event_type": "close", "payload": "data18_13TeV:" + AOD}), "payload: Input should be a valid dict"),
+    (json.dumps({"event_type": None, "payload": {}}), "event_type: Input should be a valid string"),
+    (json.dumps({"event_type": "close", "payload": {}}) + " " * (1 << 20), "over the 1048576-byte cap"),
+    ("[" * 100_000, "nested too deeply"),
+    (hermes_body("close", scope="data18_13TeV", length=3), "Rucio CLOSE event: payload.name: Field required"),
+    (hermes_body("erase", name=AOD, account="root"), "Rucio ERASE event: payload.scope: Field required"),
+    (hermes_body("ERASE", scope=" ", name=AOD), "payload.scope: String should have at least 1 character"),
+    (hermes_body("close", scope=["data18_13TeV"], name=AOD), "payload.scope: Input should be a valid string"),
+    (close_body(length="three"), f"CLOSE event for data18_13TeV:{AOD}: payload.length: Input should be a valid "
+                                 "integer \\(got 'three'\\)"),
+    (close_body(events=-1), "payload.events: Input should be greater than or equal to 0"),
+    (close_body(length=True), "payload.length: Input should be a valid integer \\(got True\\)"),
+    (close_body(length=3.0), "payload.length: Input should be a valid integer"),
+    (close_body(events=1e30), "payload.events: Input should be a valid integer"),
+    (close_body(events=2**63), "payload.events: Input should be less than or equal to 9223372036854775807"),
+    (close_body(length=2**31), "payload.length: Input should be less than or equal to 2147483647"),  # INTEGER
+    (close_body(events="4500"), "payload.events: Input should be a valid integer"),
+    (hermes_body("erase", scope="data18_13TeV", name=AOD, account={"a": 1}), "payload.account"),
+    (json.dumps({"event_type": "close", "payload": {"scope": "data18_13TeV", "name": AOD}, "created_at": 5}),
+     "created_at: Input should be a valid string"),
 ])
 def test_a_body_that_is_not_a_usable_rucio_event_is_poison(body, why):
     with pytest.raises(PoisonMessage, match=why):
@@ -58,6 +71,15 @@ def test_a_body_that_is_not_a_usable_rucio_event_is_poison(body, why):
 ])
 def test_other_event_types_are_ignored_not_poison(body):
     assert parse_rucio_event(body) is None
+
+
+def test_the_payload_of_an_event_we_ignore_is_not_ours_to_judge():
+    assert parse_rucio_event(hermes_body("transfer-done", scope=7, name=None, bytes="many")) is None
+
+
+def test_scope_and_name_are_read_without_the_blanks_around_them():
+    event = parse_rucio_event(close_body(name=f" {AOD}\n", scope="data18_13TeV "))
+    assert (event["scope"], event["name"], event["dataset"]) == ("data18_13TeV", AOD, AOD)
 
 
 @pytest.mark.parametrize("scope, name", [
@@ -83,7 +105,11 @@ def test_an_erase_names_the_dataset_and_the_account():
 
 @pytest.fixture
 def catalog(tmp_path):
-    return EmbeddedCatalog(tmp_path / "cat", f"sqlite:///{tmp_path / 'm.sqlite'}")
+    url = f"sqlite:///{tmp_path / 'm.sqlite'}"
+    engine = md.make_engine(url)
+    md.upgrade(engine)  # opening a catalogue migrates nothing: the DB is made as `eventindex db upgrade` makes it
+    engine.dispose()
+    return EmbeddedCatalog(tmp_path / "cat", url)
 
 
 def test_a_close_is_recorded_in_the_progress_of_the_dataset_idempotently(catalog):
