@@ -2,8 +2,8 @@
 per-GUID summary in the staging area, then an announcement (STOMP) when a broker is configured.
 
 Every input file is read and checked before anything is written, so bad input (an unreadable or truncated file,
-missing branches, a GUID that does not match the file, a run or channel that does not belong to the dataset,
-a malformed dataset name) leaves the staging area untouched and announces nothing. If only the announcement
+missing branches, a GUID that does not match the file, a run, channel or trigger stream that does not belong to the
+dataset, a malformed dataset name) leaves the staging area untouched and announces nothing. If only the announcement
 fails (broker unreachable), the files stay in the staging area and the error says so: running the same job
 again overwrites them and announces, since consumers are idempotent.
 """
@@ -25,7 +25,7 @@ import uproot
 from . import __version__, naming, xaod
 from .errors import ProducerError
 from .guid import guid_in_name
-from .rootfile import EVENTS_TREE, INDEX_BRANCHES, MC_BRANCHES, PROV_RE, read_fid
+from .rootfile import EVENTS_TREE, INDEX_BRANCHES, MC_BRANCHES, PROV_RE, read_fid, read_stream
 from .schema import (HLT_MASKS, L1_MASKS, SCHEMA_VERSION, TRIGGER_KEY, identity_columns, record_schema,
                      ref_columns)
 from .staging import atomic_output, open_staging, uri_of
@@ -103,6 +103,7 @@ def index_file(path: str | Path, dataset: naming.DatasetName) -> IndexedFile:
                 raise _fail(path, f"neither our TTree '{EVENTS_TREE}' nor an xAOD TTree '{xaod.XAOD_TREE}' or "
                                   f"RNTuple '{xaod.XAOD_RNTUPLE}' (keys: {', '.join(handle.keys()) or 'none'})")
             fid = read_fid(handle)
+            stream = read_stream(handle)
         except ProducerError:
             raise
         except Exception as exc:
@@ -114,6 +115,10 @@ def index_file(path: str | Path, dataset: naming.DatasetName) -> IndexedFile:
     # real file names carry no GUID: the FID is then checked against Rucio when the index is ingested
     if in_name is not None and in_name != fid:
         raise _fail(path, f"GUID mismatch: the file name says {in_name} but the file holds {fid}")
+    # the stream column of every record is the dataset's: a file of another stream would be relabelled silently
+    if stream is not None and dataset.stream != stream:
+        raise _fail(path, f"is a file of stream {stream}, but dataset {dataset.name} is "
+                          f"{'stream ' + dataset.stream if dataset.stream else 'simulation (no stream)'}")
     columns = events.columns if events is not None else arrays
     run, evt = columns["run_number"], columns["event_number"]
     if dataset.is_mc:

@@ -1,9 +1,10 @@
 """The layout of a data file, shared by the simulator (which writes) and the producer (which reads).
 
 Like a POOL file: TTree ``events`` with one entry per event (the entry number is the event's ``oid``), and a
-``##Params`` tree whose ``db_string`` entries carry ``[NAME=FID][VALUE=<GUID>]``, the file's GUID. The file name
-carries the same GUID. Upstream references (provenance) are branches ``prov_<STAGE>_guid`` (16 bytes) and
-``prov_<STAGE>_oid``.
+``##Params`` tree whose ``db_string`` entries carry ``[NAME=FID][VALUE=<GUID>]``, the file's GUID, and for real data
+``[NAME=STREAM][VALUE=<stream>]``, the trigger stream the file was written for (as an ATLAS file's in-file metadata
+says ``triggerStreamOfFile``). The file name carries the same GUID. Upstream references (provenance) are branches
+``prov_<STAGE>_guid`` (16 bytes) and ``prov_<STAGE>_oid``.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from .schema import HLT_BITS, HLT_MASKS, L1_BITS, L1_MASKS
 EVENTS_TREE = "events"
 PARAMS_TREE = "##Params"
 FID_RE = re.compile(r"\[NAME=FID\]\[VALUE=([0-9A-Fa-f-]{36})\]")
+STREAM_RE = re.compile(r"\[NAME=STREAM\]\[VALUE=([A-Za-z0-9_]+)\]")
 
 # branch -> numpy dtype (and the inner shape for fixed-size arrays)
 INDEX_BRANCHES: dict[str, tuple[str, tuple[int, ...]]] = {
@@ -43,8 +45,9 @@ def prov_branches(stage: str) -> dict[str, tuple[str, tuple[int, ...]]]:
 
 
 def write_events_file(path, guid: str, columns: dict[str, np.ndarray], payload: dict[str, ak.Array],
-                      compression=None) -> None:
-    """Write one data file: the index branches in ``columns`` plus jagged physics ``payload`` records."""
+                      compression=None, stream: str | None = None) -> None:
+    """Write one data file: the index branches in ``columns`` plus jagged physics ``payload`` records; ``stream``:
+    the trigger stream of a real-data file (the producer refuses it for a dataset of another stream)."""
     types = {}
     for name, array in columns.items():
         types[name] = (array.dtype, array.shape[1:]) if array.ndim > 1 else array.dtype
@@ -53,7 +56,19 @@ def write_events_file(path, guid: str, columns: dict[str, np.ndarray], payload: 
     with uproot.recreate(path, compression=compression or uproot.ZSTD(1)) as out:
         out.mktree(EVENTS_TREE, types, title="EventIndex simulated events")
         out[EVENTS_TREE].extend({**columns, **payload})
-        out[PARAMS_TREE] = {"db_string": np.array([f"[NAME=FID][VALUE={guid}]"])}
+        params = [f"[NAME=FID][VALUE={guid}]"] + ([f"[NAME=STREAM][VALUE={stream}]"] if stream else [])
+        out[PARAMS_TREE] = {"db_string": np.array(params)}
+
+
+def read_stream(handle: uproot.ReadOnlyDirectory) -> str | None:
+    """The trigger stream the file says it was written for (None: it does not say, as files written before it)."""
+    if PARAMS_TREE not in handle:
+        return None
+    for entry in handle[PARAMS_TREE]["db_string"].array(library="np"):
+        m = STREAM_RE.search(str(entry))
+        if m:
+            return m.group(1)
+    return None
 
 
 def read_fid(handle: uproot.ReadOnlyDirectory) -> str | None:

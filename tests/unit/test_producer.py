@@ -144,6 +144,21 @@ def test_file_of_another_run_is_refused(small_world, tmp_path):
                     f"holds run {second['run_number']}")
 
 
+def test_file_of_another_stream_is_refused(small_world, tmp_path):
+    """A physics_Main RAW file produced as physics_MinBias was accepted and its events relabelled physics_MinBias."""
+    world, out = small_world
+    main, minbias = dataset(world, "RAW"), dataset(world, "RAW", stream="physics_MinBias")
+    assert main["run_number"] == minbias["run_number"]  # the same run: only the stream tells them apart
+    wrong = _files(out, main)[0]
+    _expect_refusal(tmp_path, minbias["name"], _files(out, minbias)[:1] + [wrong],
+                    f"^{wrong}: is a file of stream physics_Main, but dataset {minbias['name']} is stream "
+                    "physics_MinBias; nothing written$")
+    # and the other way round, for a derived format: an express AOD file is not physics_Main's
+    express_aod = dataset(world, "AOD", stream="express_express")
+    _expect_refusal(tmp_path, dataset(world, "AOD")["name"], _files(out, express_aod)[:1],
+                    "is a file of stream express_express, but dataset .* is stream physics_Main")
+
+
 def test_unknown_dataset_name_is_refused(small_world, tmp_path):
     world, out = small_world
     ds = dataset(world, "RAW")

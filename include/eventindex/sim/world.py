@@ -22,7 +22,7 @@ import numpy as np
 
 from .. import upstream
 from ..guid import guid_bytes, new_guids
-from ..naming import DatasetName
+from ..naming import DatasetName, parse
 from ..rootfile import write_events_file
 from ..trigger import save_menus
 from .events import Events, mc_events, run_events
@@ -148,7 +148,7 @@ def _write_file(args) -> tuple[str, int, str]:
         columns[f"prov_{stage}_guid"] = guids
         columns[f"prov_{stage}_oid"] = oids
     Path(job.path).parent.mkdir(parents=True, exist_ok=True)
-    write_events_file(job.path, job.guid, columns, sub.payload())
+    write_events_file(job.path, job.guid, columns, sub.payload(), stream=parse(job.dataset).stream)
     with open(job.path, "rb") as fh:
         data = fh.read()
     return job.path, len(data), f"{zlib.adler32(data) & 0xFFFFFFFF:08x}"
