@@ -10,6 +10,7 @@ from airflow.sdk import BaseOperator
 
 from eventindex import campaign
 
+from .failures import fail_fast_on_bad_input
 from .hooks import MetadataHook, UpstreamHook
 
 
@@ -33,6 +34,7 @@ class FinishedTasksOperator(BaseOperator):
         self.ingest_dag_id, self.prodsys_conn_id, self.metadata_conn_id = ingest_dag_id, prodsys_conn_id, \
             metadata_conn_id
 
+    @fail_fast_on_bad_input
     def execute(self, context) -> list[dict]:
         """A re-indexing read names its ingestion runs after this run and when it started, so that re-running the
         same backfill dates to re-index again starts new ingestion runs, while a retry of this task does not."""
@@ -69,6 +71,7 @@ class SaveStopPointOperator(BaseOperator):
         super().__init__(**kwargs)
         self.cursor, self.metadata_conn_id = cursor, metadata_conn_id
 
+    @fail_fast_on_bad_input
     def execute(self, context) -> bool:
         moved = campaign.commit(MetadataHook(self.metadata_conn_id).get_engine(), {"cursor": self.cursor},
                                 _follows_stop_point(context))

@@ -9,6 +9,7 @@ from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 from eventindex import conditions
 from eventindex.errors import BadInput, ConfigurationError, NotFound
 
+from .failures import fail_fast_on_bad_input
 from .hooks import CatalogHook, UpstreamHook
 
 
@@ -24,6 +25,7 @@ class ConditionsSyncOperator(BaseOperator):
         super().__init__(**kwargs)
         self.conditions_conn_id, self.catalog_conn_id, self.files = conditions_conn_id, catalog_conn_id, files
 
+    @fail_fast_on_bad_input
     def execute(self, context) -> dict:
         source = UpstreamHook(self.conditions_conn_id)
         url = source.get_url()
@@ -51,6 +53,7 @@ class ConditionsChangedOperator(BaseOperator):
         super().__init__(**kwargs)
         self.result = result
 
+    @fail_fast_on_bad_input
     def execute(self, context) -> dict:
         if not (self.result or {}).get("changed"):
             raise AirflowSkipException("the conditions did not change")

@@ -7,6 +7,7 @@ from airflow.sdk.exceptions import AirflowFailException
 
 from eventindex import consistency
 
+from .failures import fail_fast_on_bad_input
 from .hooks import CatalogHook, RucioHook
 
 
@@ -16,6 +17,7 @@ class ConsistencyCheckOperator(BaseOperator):
         super().__init__(**kwargs)
         self.catalog_conn_id, self.rucio_conn_id = catalog_conn_id, rucio_conn_id
 
+    @fail_fast_on_bad_input
     def execute(self, context) -> dict:
         catalog = CatalogHook(self.catalog_conn_id).get_catalog()
         findings = consistency.check(catalog, RucioHook(self.rucio_conn_id).get_client())

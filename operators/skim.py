@@ -14,6 +14,7 @@ from airflow.sdk.exceptions import AirflowFailException
 from eventindex.errors import BadInput
 from eventindex.tag.skim import DAG_OPTIONS, DEFAULT_ATTRIBUTES, SELECTION_OPTIONS, record_failure, run_dag_skim
 
+from .failures import fail_fast_on_bad_input
 from .hooks import CatalogHook, MetadataHook
 
 _LISTS = ("run", "lumi", "trigger", "bcid", "period")
@@ -74,6 +75,7 @@ class SkimOperator(BaseOperator):
         self.options = options
         self.catalog_conn_id, self.metadata_conn_id = catalog_conn_id, metadata_conn_id
 
+    @fail_fast_on_bad_input
     def execute(self, context) -> dict:
         settings = MetadataHook(metadata_conn_id=self.metadata_conn_id).settings
         try:

@@ -8,6 +8,7 @@ from airflow.sdk import BaseOperator
 from eventindex import upstream
 from eventindex.ami import derived
 
+from .failures import fail_fast_on_bad_input
 from .hooks import CatalogHook, UpstreamHook
 
 
@@ -27,6 +28,7 @@ class _Tier0Operator(BaseOperator):
 class Tier0MarkDoneOperator(_Tier0Operator):
     """Flips READY -> DONE for the READY datasets that are now loaded in the catalogue."""
 
+    @fail_fast_on_bad_input
     def execute(self, context) -> list[str]:
         url, loaded = self.tier0_url(), self.loaded()
         done = [name for name in upstream.ready_datasets(url, limit=10_000) if name in loaded]
@@ -42,6 +44,7 @@ class Tier0ReadyOperator(_Tier0Operator):
         super().__init__(**kwargs)
         self.limit = limit
 
+    @fail_fast_on_bad_input
     def execute(self, context) -> list[dict]:
         news = derived.sync_tier0(CatalogHook(self.catalog_conn_id).get_catalog().engine, self.tier0_url())
         self.log.info("AMI quantities recomputed for %d datasets whose Tier-0 flag changed", len(news))

@@ -192,3 +192,28 @@ def test_ddm_register_on_a_fresh_home_creates_the_folder(small_world, eventindex
     assert done.returncode == 0, done.stderr
     assert f"{len(world['datasets'])} datasets of {out} registered" in done.stdout
     assert (eventindex_home / "rucio.sqlite").exists()
+
+
+# --- a bug ---------------------------------------------------------------------------------------------------------
+
+
+def test_an_unexpected_error_is_one_line_with_exit_70_and_the_traceback_only_on_request(monkeypatch, capsys):
+    import argparse
+
+    from eventindex.cli import main as cli_main
+
+    def broken(args):
+        raise ZeroDivisionError("division by zero")
+
+    class Parser:
+        def parse_args(self, argv):
+            return argparse.Namespace(func=broken)
+
+    monkeypatch.setattr(cli_main, "build_parser", Parser)
+    monkeypatch.delenv("EVENTINDEX_DEBUG", raising=False)
+    assert cli_main.main(["anything"]) == 70
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert len(lines) == 1 and "unexpected ZeroDivisionError: division by zero" in lines[0]
+    monkeypatch.setenv("EVENTINDEX_DEBUG", "1")
+    with pytest.raises(ZeroDivisionError):
+        cli_main.main(["anything"])

@@ -14,11 +14,11 @@ from .output import err
 
 NOUNS = (world, produce, demo, catalog, histogram, skim, ami, ingestion, pick, ddm, db, gc)  # the order of `eventindex --help`
 
-EXIT_ERROR, EXIT_TRY_AGAIN = 1, 75  # 75: EX_TEMPFAIL, a service did not answer
+EXIT_ERROR, EXIT_TRY_AGAIN, EXIT_BUG = 1, 75, 70  # 75: EX_TEMPFAIL, a service did not answer; 70: EX_SOFTWARE
 EXIT_BROKEN_PIPE = 1  # quietly, as Python's docs advise and as rich's consoles do (Console.on_broken_pipe)
 EPILOG = """\
 exit status: 0 done, 1 refused (the message says why), 2 bad usage, 3 lookup found nothing,
-             75 a service could not be reached (try again later)
+             75 a service could not be reached (try again later), 70 a bug (EVENTINDEX_DEBUG=1 shows where)
 settings: EVENTINDEX_HOME (default .eventindex/) holds the embedded world, staging area, catalogue and DBs
 
 examples:
@@ -54,9 +54,14 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as exc:  # a file or folder the user named: missing, unreadable, full disk
         _error(exc)
         return EXIT_ERROR
+    except Exception as exc:  # a bug: one line for the user, the traceback for whoever reports it
+        if os.environ.get("EVENTINDEX_DEBUG"):
+            raise
+        _error(f"unexpected {type(exc).__name__}: {exc} (a bug in eventindex; EVENTINDEX_DEBUG=1 shows where)")
+        return EXIT_BUG
 
 
-def _error(exc: BaseException) -> None:
+def _error(exc: BaseException | str) -> None:
     from rich.text import Text
 
     try:
