@@ -38,6 +38,11 @@ class TransientError(EventIndexError):
     """A service could not be reached or refused a call for now: the caller retries."""
 
 
+class SchemaOutOfDate(ConfigurationError):
+    """The metadata DB is missing or its schema is not the one this code needs: only ``eventindex db upgrade``
+    migrates (opening a DB never does: reads never write)."""
+
+
 # --- bad input ---------------------------------------------------------------------------------------------------
 
 
@@ -135,6 +140,11 @@ class DDMError(TransientError):
 
 class PandaError(TransientError):
     """PanDA could not be reached or refused a call."""
+
+
+class DatabaseBusy(TransientError):
+    """A database is locked by another process or cannot be reached now (SQLite's "database is locked", a PostgreSQL
+    server down); the message names the DB."""
 
 
 class AirflowAPIError(TransientError):

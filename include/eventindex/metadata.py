@@ -2,26 +2,27 @@
 
 SQLAlchemy Core over SQLite by default and PostgreSQL by URL. The tables below are the source of truth; the DDL
 in ``sql/metadata/`` is generated from them (``eventindex db ddl``) and a test keeps the two in step. Schema
-changes are numbered migrations (``MIGRATIONS``) applied by ``upgrade()``, recorded in ``schema_version``.
+changes are Alembic revisions (``eventindex/migrations/``), applied only by :func:`upgrade` (``eventindex db
+upgrade``, the demos, ``make up``, the cluster harness, the compose init service). Opening the DB never migrates nor
+creates anything: :func:`make_engine` checks the schema on first connect and a DB behind the code is one line
+saying to run ``eventindex db upgrade`` (reads never write).
 """
 
 from __future__ import annotations
 
 import json
 from datetime import datetime, timezone
-from pathlib import Path
 
 import sqlalchemy as sa
 from sqlalchemy.schema import CreateIndex, CreateTable
 
-SCHEMA_VERSION = 9
-metadata = sa.MetaData()
+from . import dbopen
+from .errors import SchemaOutOfDate
 
-schema_version = sa.Table(
-    "schema_version", metadata,
-    sa.Column("version", sa.Integer, primary_key=True),
-    sa.Column("applied_at", sa.DateTime, nullable=False),
-)
+# the Alembic revision this code needs (the head of migrations/versions; a test keeps the two in step): opening a DB
+# compares with it without importing Alembic
+SCHEMA_HEAD = "0009"
+metadata = sa.MetaData()
 
 datasets = sa.Table(
     "datasets", metadata,
@@ -200,86 +201,92 @@ dataset_quantities = sa.Table(  # added in schema version 9: AMI's derived quant
     sa.Column("reason", sa.String(16), nullable=False),  # what brought fresh information: load, prodsys, ...
 )
 
-_V1_TABLES = ("datasets", "files", "trigger_menus", "trigger_counts", "validation_reports", "load_history")
-
-
-def _v1(conn) -> None:
-    metadata.create_all(conn, tables=[metadata.tables[t] for t in _V1_TABLES])
-
-
-def _v2(conn) -> None:
-    metadata.create_all(conn, tables=[consistency_reports])
-
-
-def _v3(conn) -> None:
-    metadata.create_all(conn, tables=[announcements])
-
-
-def _v4(conn) -> None:
-    metadata.create_all(conn, tables=[pick_requests])
-
-
-def _v5(conn) -> None:
-    if "attempt" not in {c["name"] for c in sa.inspect(conn).get_columns("announcements")}:  # v3 made it without
-        conn.execute(sa.text("ALTER TABLE announcements ADD COLUMN attempt INTEGER DEFAULT '0' NOT NULL"))
-    metadata.create_all(conn, tables=[dataset_progress, stop_points])
-
-
-def _v6(conn) -> None:
-    metadata.create_all(conn, tables=[run_periods])
-
-
-def _v7(conn) -> None:
-    if "source" not in {c["name"] for c in sa.inspect(conn).get_columns("datasets")}:  # v1 of today makes it
-        conn.execute(sa.text("ALTER TABLE datasets ADD COLUMN source VARCHAR(16)"))
-
-
-def _v8(conn) -> None:
-    if "nfiles" not in {c["name"] for c in sa.inspect(conn).get_columns("load_history")}:  # v1 of today makes it
-        conn.execute(sa.text("ALTER TABLE load_history ADD COLUMN nfiles INTEGER"))
-
-
-def _v9(conn) -> None:
-    metadata.create_all(conn, tables=[upstream_datasets, dataset_quantities])
-
-
-# version -> function(connection); append, never edit
-MIGRATIONS = {1: _v1, 2: _v2, 3: _v3, 4: _v4, 5: _v5, 6: _v6, 7: _v7, 8: _v8, 9: _v9}
-
-
 def now() -> datetime:
     return datetime.now(timezone.utc).replace(tzinfo=None)
 
 
-def make_engine(url: str) -> sa.Engine:
-    if url.startswith("sqlite"):
-        database = sa.engine.make_url(url).database
-        if database and database != ":memory:":  # SQLite creates the file, not its folder (a fresh EVENTINDEX_HOME)
-            Path(database).parent.mkdir(parents=True, exist_ok=True)
-        engine = sa.create_engine(url, connect_args={"timeout": 60})
+def _schema_of(dbapi_conn) -> str:
+    """The schema the DB on a raw DBAPI connection is at: an Alembic revision, "N (before Alembic)" for a DB the
+    hand-numbered migrations made, or "none" for an empty DB."""
+    cur = dbapi_conn.cursor()
+    try:
+        for query, shown in (("SELECT version_num FROM alembic_version", "{}"),
+                             ("SELECT max(version) FROM schema_version", "{} (before Alembic)")):
+            try:
+                cur.execute(query)
+                row = cur.fetchone()
+            except Exception:  # no such table: the DBAPI's own error class, whatever the driver
+                dbapi_conn.rollback()
+                continue
+            return shown.format(row[0]) if row and row[0] is not None else "none"
+        return "none"
+    finally:
+        cur.close()
+        dbapi_conn.rollback()  # leave no transaction open on a connection the pool hands out
 
-        @sa.event.listens_for(engine, "connect")
-        def _pragmas(dbapi_conn, _record):
-            cur = dbapi_conn.cursor()
-            cur.execute("PRAGMA journal_mode=WAL")
-            cur.execute("PRAGMA foreign_keys=ON")
-            cur.execute("PRAGMA busy_timeout=60000")
-            cur.close()
 
-        return engine
-    return sa.create_engine(url, pool_pre_ping=True)
+def _needs_upgrade(label: str, found: str) -> SchemaOutOfDate:
+    return SchemaOutOfDate(f"{label} is at schema {found}, this code needs {SCHEMA_HEAD}: run `eventindex db upgrade`")
 
 
-def upgrade(engine: sa.Engine) -> int:
-    """Apply the migrations not yet applied; returns the schema version."""
-    with engine.begin() as conn:
-        schema_version.create(conn, checkfirst=True)
-        current = conn.execute(sa.select(sa.func.max(schema_version.c.version))).scalar() or 0
-        for version in sorted(v for v in MIGRATIONS if v > current):
-            MIGRATIONS[version](conn)
-            conn.execute(schema_version.insert().values(version=version, applied_at=now()))
-            current = version
-    return current
+def make_engine(url: str, *, check: bool = True, busy_timeout: float | None = None) -> sa.Engine:
+    """An engine on the metadata DB at ``url`` that never migrates nor creates anything (a missing SQLite file is
+    not created, nor its folder). With ``check``, the first connection checks that the DB is at
+    :data:`SCHEMA_HEAD` and raises :class:`SchemaOutOfDate` if not. A locked or unreachable DB raises
+    :class:`~eventindex.errors.DatabaseBusy` (transient); ``busy_timeout`` (seconds) defaults to the settings'
+    ``db_busy_timeout`` (``EVENTINDEX_DB_BUSY_TIMEOUT``)."""
+    if busy_timeout is None:
+        from .settings import Settings
+
+        busy_timeout = Settings.from_env().db_busy_timeout
+    label = f"the metadata DB at {dbopen.where(url)}"
+    engine = dbopen.open_engine(url, what="the metadata DB", busy_timeout=busy_timeout,
+                                missing=lambda: _needs_upgrade(label, "none (no such file)"))
+    if check:
+        @sa.event.listens_for(engine, "first_connect")
+        def _check(dbapi_conn, _record):
+            found = _schema_of(dbapi_conn)
+            if found != SCHEMA_HEAD:
+                dbapi_conn.close()
+                raise _needs_upgrade(label, found)
+
+    return engine
+
+
+def schema_of(url: str) -> str:
+    """The schema the metadata DB at ``url`` is at (see :func:`_schema_of`); "none (no such file)" for a missing
+    SQLite file."""
+    engine = make_engine(url, check=False)
+    try:
+        with engine.connect() as conn:
+            return _schema_of(conn.connection.dbapi_connection)
+    except SchemaOutOfDate:
+        return "none (no such file)"
+    finally:
+        engine.dispose()
+
+
+def upgrade(target: str | sa.Engine, busy_timeout: float | None = None) -> str:
+    """Create or migrate the metadata DB at ``target`` (a URL, or an engine whose URL is used) to :data:`SCHEMA_HEAD`;
+    returns the revision reached. The one programmatic entry to the migrations: ``eventindex db upgrade``, the demos,
+    ``make up``, the cluster harness, the compose init service and the tests' fixtures call it, nothing else. A DB
+    made by the hand-numbered migrations of old (``schema_version`` 1..9) is brought to the head too."""
+    from . import migrations
+
+    url = target.url.render_as_string(hide_password=False) if isinstance(target, sa.Engine) else target
+    if busy_timeout is None:
+        from .settings import Settings
+
+        busy_timeout = Settings.from_env().db_busy_timeout
+    engine = dbopen.open_engine(url, what="the metadata DB", create=True, busy_timeout=busy_timeout)
+    if engine.dialect.name == "sqlite":  # SQLAlchemy's recipe for transactional DDL on pysqlite: all or nothing
+        sa.event.listen(engine, "connect", lambda dbapi_conn, _rec: setattr(dbapi_conn, "isolation_level", None))
+        sa.event.listen(engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN IMMEDIATE"))
+    try:
+        with engine.begin() as conn:
+            return migrations.run_upgrade(conn)
+    finally:
+        engine.dispose()
 
 
 def ddl(dialect: str) -> str:
@@ -287,7 +294,7 @@ def ddl(dialect: str) -> str:
     from sqlalchemy.dialects import postgresql, sqlite
 
     d = {"sqlite": sqlite.dialect(), "postgresql": postgresql.dialect()}[dialect]
-    parts = [f"-- EventIndex metadata DB, schema version {SCHEMA_VERSION} ({dialect}); generated by `eventindex db ddl`"]
+    parts = [f"-- EventIndex metadata DB, schema {SCHEMA_HEAD} ({dialect}); generated by `eventindex db ddl`"]
     for table in metadata.sorted_tables:
         parts.append(str(CreateTable(table).compile(dialect=d)).strip() + ";")
         for index in sorted(table.indexes, key=lambda i: i.name):

@@ -127,6 +127,9 @@ class Settings:
     # notifications (eventindex.notify): a requester's address is <Airflow user>@mail_domain; the operators' address
     mail_domain: str | None = None
     operators_mail: str | None = None
+    # how long a write waits for another process's lock on a SQLite metadata DB before it gives up (seconds); then
+    # the caller gets a TransientError (the CLI exits 75, Airflow retries)
+    db_busy_timeout: float = 60.0
 
     @property
     def world_dir(self) -> Path:
@@ -209,4 +212,5 @@ class Settings:
             rucio_events_destination=env.get("EVENTINDEX_RUCIO_EVENTS") or cls.rucio_events_destination,
             mail_domain=env.get("EVENTINDEX_MAIL_DOMAIN") or None,
             operators_mail=env.get("EVENTINDEX_OPERATORS_MAIL") or None,
+            db_busy_timeout=float(env.get("EVENTINDEX_DB_BUSY_TIMEOUT") or 60),
         )

@@ -73,16 +73,15 @@ def test_a_schema_7_database_gains_load_history_nfiles_and_its_old_loads_show_nu
     from eventindex import metadata as md
     from eventindex.ami.provenance import history_counts
 
-    engine = md.make_engine(f"sqlite:///{tmp_path / 'v7.sqlite'}")
-    with engine.begin() as conn:  # what a version-7 installation holds: load_history without nfiles
-        md.schema_version.create(conn)
-        for version in range(1, 8):
-            md.MIGRATIONS[version](conn)
-            conn.execute(md.schema_version.insert().values(version=version, applied_at=md.now()))
-        conn.exec_driver_sql("ALTER TABLE load_history DROP COLUMN nfiles")
+    from tests import legacy_schema
+
+    url = f"sqlite:///{tmp_path / 'v7.sqlite'}"
+    with sa.create_engine(url).begin() as conn:  # what a version-7 installation holds: load_history without nfiles
+        legacy_schema.build(conn, 7)
         conn.exec_driver_sql("INSERT INTO load_history (dataset, action, load_id, nevents, at) "
                              "VALUES ('d', 'load', 'a', 10, '2026-01-01 00:00:00')")
-    assert md.upgrade(engine) == md.SCHEMA_VERSION >= 8
+    assert md.upgrade(url) == md.SCHEMA_HEAD
+    engine = md.make_engine(url)
     with engine.connect() as conn:
         history = [dict(r._mapping) for r in conn.execute(sa.select(md.load_history))]
     assert history_counts(history) == [{"at": history[0]["at"], "action": "load", "load_id": "a", "nfiles": None,

@@ -34,26 +34,7 @@ def test_committed_ddl_matches_the_schema_in_code():
             f"run `eventindex db ddl --dialect {dialect} > sql/metadata/schema.{dialect}.sql`"
 
 
-def test_upgrade_is_idempotent_and_records_each_version(tmp_path):
-    engine = metadata.make_engine(f"sqlite:///{tmp_path / 'm.sqlite'}")
-    assert metadata.upgrade(engine) == metadata.SCHEMA_VERSION
-    assert metadata.upgrade(engine) == metadata.SCHEMA_VERSION
-    with engine.connect() as conn:
-        assert [v for (v,) in conn.exec_driver_sql("select version from schema_version order by version")] == \
-            list(range(1, metadata.SCHEMA_VERSION + 1))
-
-
-def test_a_version_1_database_is_migrated_to_the_current_schema(tmp_path):
-    engine = metadata.make_engine(f"sqlite:///{tmp_path / 'old.sqlite'}")
-    with engine.begin() as conn:  # what a version-1 installation holds
-        metadata.schema_version.create(conn)
-        metadata.MIGRATIONS[1](conn)
-        conn.execute(metadata.schema_version.insert().values(version=1, applied_at=metadata.now()))
-        conn.exec_driver_sql("insert into validation_reports (dataset, problem, created) values ('d', 'p', '2026-01-01')")
-    assert metadata.upgrade(engine) == metadata.SCHEMA_VERSION
-    with engine.connect() as conn:
-        assert conn.exec_driver_sql("select count(*) from consistency_reports").scalar() == 0
-        assert conn.exec_driver_sql("select count(*) from validation_reports").scalar() == 1
+# upgrades (Alembic, from every old schema version): tests/unit/test_migrations.py
 
 
 def test_lookup_json_lists_every_format_with_references(loaded):

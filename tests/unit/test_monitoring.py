@@ -23,6 +23,7 @@ from eventindex.catalog.embedded import EmbeddedCatalog
 from eventindex.catalog.loader import load_staged
 from eventindex.errors import BadLoad, BadRequest, DatasetNotFound, Problem
 from eventindex.trigger import load_menus
+from tests import legacy_schema
 from tests.conftest import dataset
 
 TRIGGER = "HLT_mu26_ivarmedium_L1MU14FCH"
@@ -89,16 +90,12 @@ def test_a_schema_6_database_is_upgraded_keeping_its_datasets_with_no_source(wor
     row = {k: v for k, v in loaded.datasets()[0].items() if k not in ("id", "source")}
     row.update(stages=json.dumps(row["stages"]), smks=json.dumps(row["smks"]))
     url = f"sqlite:///{tmp_path / 'v6.sqlite'}"
-    engine = md.make_engine(url)
+    engine = sa.create_engine(url)
     with engine.begin() as conn:  # what a version-6 installation holds: no datasets.source
-        md.schema_version.create(conn)
-        for version in range(1, 7):
-            md.MIGRATIONS[version](conn)
-            conn.execute(md.schema_version.insert().values(version=version, applied_at=md.now()))
-        conn.exec_driver_sql("ALTER TABLE datasets DROP COLUMN source")
+        legacy_schema.build(conn, 6)
         conn.execute(sa.table("datasets", *[sa.column(k) for k in row]).insert().values(**row))
     assert "source" not in {c["name"] for c in sa.inspect(engine).get_columns("datasets")}
-    assert md.upgrade(engine) == md.SCHEMA_VERSION >= 7
+    assert md.upgrade(url) == md.SCHEMA_HEAD
     catalog = EmbeddedCatalog(tmp_path / "cat6", url)
     [kept] = catalog.datasets()
     assert kept["name"] == row["name"] and kept["nevents"] == row["nevents"] and kept["source"] is None

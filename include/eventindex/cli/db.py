@@ -1,4 +1,5 @@
-"""The metadata DB: create or migrate its schema, print its DDL."""
+"""The metadata DB: create or migrate its schema (the only command that does: Alembic, eventindex/migrations/), print
+its DDL."""
 
 from __future__ import annotations
 
@@ -22,9 +23,13 @@ def cmd_upgrade(args) -> int:
     from .. import metadata as md
     from ..settings import Settings
 
-    settings = Settings.from_env()
-    url = settings.metadata_url
-    out.print(f"metadata DB {url.split('@')[-1]}: schema version {md.upgrade(md.make_engine(url))}")
+    from ..dbopen import where
+
+    url = Settings.from_env().metadata_url
+    before = md.schema_of(url)
+    after = md.upgrade(url)
+    change = f"schema {after} (up to date)" if before == after else f"schema {before} -> {after}"
+    out.print(f"metadata DB {where(url)}: {change}", highlight=False)
     return 0
 
 
