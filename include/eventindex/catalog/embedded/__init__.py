@@ -12,11 +12,12 @@ Layout under the catalogue folder::
     GENERATION                                 replaced after every commit; readers stat it to see changes
 
 A load writes its files under new names, then switches the manifest row in one transaction: a crash before the
-commit leaves the previous version fully visible (the orphan files are removed by ``gc``), and a reload replaces
-the dataset as a whole. Different datasets load concurrently from different processes.
+commit leaves the previous version fully visible (the orphan files are removed by ``gc``, as are replaced versions
+some time after their replacement), and a reload replaces the dataset as a whole. Different datasets load concurrently from different processes.
 
 Modules: ``store`` (the catalogue class), ``keys`` (the key file and lookups in it), ``patterns`` (the trigger
-index), ``events`` (event-level cuts, counts and gathers), ``files`` (atomic writes).
+index), ``events`` (event-level cuts, counts and gathers), ``files`` (atomic writes), ``garbage`` (what ``gc`` may
+remove).
 """
 
 from ...errors import BadLoad
