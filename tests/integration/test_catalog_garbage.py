@@ -121,6 +121,21 @@ def test_a_partial_file_is_kept_while_a_process_holds_it_open(catalog, aod):
     assert set(_files(catalog)) == {live}
 
 
+def test_a_replaced_version_a_reader_still_maps_is_kept_until_the_reader_lets_it_go(catalog, aod):
+    name, table = aod
+    first = catalog.load(name, table).load_id
+    reader = EmbeddedCatalog(catalog.root, catalog.engine.url.render_as_string(hide_password=False))
+    first_run = table.column("run_number")[0].as_py()
+    assert reader.lookup(first_run, table.column("event_number")[0].as_py())  # maps the first version's key file
+    catalog.load(name, table.slice(10))
+    _age_replacements(catalog, 2 * HOUR)
+    kept = catalog.gc(min_age_s=HOUR)
+    assert [os.path.basename(k["path"]) for k in kept.kept] == [f"{first}.keys.arrow"]
+    assert kept.kept[0]["reason"] == "replaced, open in a running process"
+    assert reader.count(make_selection(dataset=name, runs=[first_run])) > 0  # its next query sees the new version
+    assert [os.path.basename(r["path"]) for r in catalog.gc(min_age_s=HOUR).removed] == [f"{first}.keys.arrow"]
+
+
 def test_young_garbage_waits_and_a_dry_run_removes_nothing(catalog, aod):
     name, table = aod
     live = catalog.load(name, table).load_id

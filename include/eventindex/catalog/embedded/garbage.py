@@ -63,7 +63,8 @@ def split_name(name: str) -> tuple[str, str, bool] | None:
 
 
 def open_files(root: Path) -> set[str] | None:
-    """Real paths under ``root`` that some process on this machine holds open; None where ``/proc`` cannot say."""
+    """Real paths under ``root`` that some process on this machine holds open or memory-mapped (a reader maps key
+    files and may close their descriptors); None where ``/proc`` cannot say."""
     proc = Path("/proc")
     if not (proc / "self" / "fd").is_dir():
         return None
@@ -83,6 +84,14 @@ def open_files(root: Path) -> set[str] | None:
                 continue
             if target.startswith(prefix):
                 held.add(target)
+        try:
+            with open(proc / pid / "maps", encoding="utf-8", errors="replace") as fh:
+                for line in fh:
+                    fields = line.split(maxsplit=5)  # address perms offset device inode [path]
+                    if len(fields) == 6 and fields[5].startswith(prefix):
+                        held.add(fields[5].rstrip("\n"))
+        except OSError:
+            continue
     return held
 
 
