@@ -23,6 +23,7 @@ it too, so it is younger than any sensible ``min_age_s``.
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from dataclasses import dataclass, field
@@ -32,8 +33,10 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from ... import metadata as md
+from ...errors import EventIndexError
 
 SUFFIXES = (".parquet", ".keys.arrow", ".triggers.arrow")
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -154,6 +157,15 @@ def collect(root: Path, engine: sa.Engine, min_age_s: float = 3600, *, dry_run: 
                 continue
         result.removed.append(entry)
     return result
+
+
+def tidy(root: Path, engine: sa.Engine, folder: Path, min_age_s: float) -> None:
+    """A load's own cleanup of its dataset's folder, after its commit: best effort, since the load is done whatever
+    happens here (a busy DB or a vanished file leaves the garbage to the next ``gc``)."""
+    try:
+        collect(root, engine, min_age_s, folders=[folder])
+    except (OSError, sa.exc.SQLAlchemyError, EventIndexError) as exc:
+        log.warning("garbage of %s left to the next gc: %s", folder.name, exc)
 
 
 def _entries(folder: Path):

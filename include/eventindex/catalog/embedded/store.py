@@ -145,7 +145,7 @@ class EmbeddedCatalog(CatalogBase):
                 parquet.result()
         replaced = self._commit(p, load_id, str(pq_path.relative_to(self.root)))
         # Replaced versions stay a while (from their replacement) for readers that resolved them just before it.
-        garbage.collect(self.root, self.engine, REPLACED_GRACE_S, folders=[folder])
+        garbage.tidy(self.root, self.engine, folder, REPLACED_GRACE_S)
         n = p.table.num_rows
         return LoadResult(p.ds.name, load_id, n, p.row["unique_events"], n - p.row["unique_events"],
                           len(p.file_rows), replaced, time.perf_counter() - started)
