@@ -17,7 +17,6 @@ import sqlalchemy as sa
 
 from . import metadata as md
 from .ami import derived
-from .catalog.embedded.garbage import GcResult
 from .errors import BadInput
 from .progress import CLOSED
 
@@ -25,16 +24,19 @@ DEFAULT_MIN_AGE_S = 3600
 DEFAULT_CLOSE_RETENTION_DAYS = 30
 
 
-def collect_garbage(catalog, min_age_s: float = DEFAULT_MIN_AGE_S, *, dry_run: bool = False) -> GcResult:
-    """Remove the catalogue's garbage files (``EmbeddedCatalog.gc``); an empty result for a backend without files.
+def collect_garbage(catalog, min_age_s: float = DEFAULT_MIN_AGE_S, *, dry_run: bool = False):
+    """Remove the catalogue's garbage files (``EmbeddedCatalog.gc``); returns a ``GcResult``, empty for a backend
+    without files.
 
     ``min_age_s``: how long a replaced version outlives its replacement and how old a crashed load's file must be
     (a load in progress never waits that long between writing a file and committing it); ``dry_run``: report only.
     """
-    if not isinstance(min_age_s, (int, float)) or isinstance(min_age_s, bool) or min_age_s < 0:
+    if not isinstance(min_age_s, (int, float)) or isinstance(min_age_s, bool) or not min_age_s >= 0:  # NaN too
         raise BadInput(f"min age {min_age_s!r} is not a number of seconds >= 0")
     gc = getattr(catalog, "gc", None)
     if gc is None:
+        from .catalog.embedded.garbage import GcResult
+
         return GcResult(dry_run=dry_run)
     return gc(min_age_s, dry_run=dry_run)
 
@@ -45,7 +47,7 @@ def prune_rucio_closes(engine: sa.Engine, retention_days: float = DEFAULT_CLOSE_
     CLOSE is older than ``retention_days``; returns their names (sorted). One transaction: the rows and the AMI
     quantities derived from them alone go together (a dataset the production system also knows is recomputed
     right after, from what is left)."""
-    if not isinstance(retention_days, (int, float)) or isinstance(retention_days, bool) or retention_days < 0:
+    if not isinstance(retention_days, (int, float)) or isinstance(retention_days, bool) or not retention_days >= 0:
         raise BadInput(f"retention {retention_days!r} is not a number of days >= 0")
     p, a, d, u = md.dataset_progress, md.announcements, md.datasets, md.upstream_datasets
     cutoff = md.now() - timedelta(days=retention_days)

@@ -182,8 +182,9 @@ def test_the_phoenix_backend_has_no_files_to_collect():
     phoenix = PhoenixCatalog.__new__(PhoenixCatalog)  # no server here; collecting touches nothing of it
     assert maintenance.collect_garbage(phoenix).to_json() == {"removed": [], "kept": [], "bytes_freed": 0,
                                                              "dry_run": False}
-    with pytest.raises(BadInput):
-        maintenance.collect_garbage(phoenix, -1)
+    for bad in (-1, float("nan"), "1h", True):
+        with pytest.raises(BadInput):
+            maintenance.collect_garbage(phoenix, bad)
 
 
 # --- Rucio CLOSE records -------------------------------------------------------------------------------------------
@@ -223,7 +224,8 @@ def test_close_records_nobody_announced_are_pruned_after_the_retention(catalog, 
     assert maintenance.prune_rucio_closes(catalog.engine, 30) == []  # idempotent
     _close(catalog, stale, days_ago=0)  # Rucio closes it again: recorded as new
     assert progress.get(catalog.engine, stale)["state"] == progress.CLOSED
-    with pytest.raises(BadInput):
-        maintenance.prune_rucio_closes(catalog.engine, -1)
+    for bad in (-1, float("nan")):
+        with pytest.raises(BadInput):
+            maintenance.prune_rucio_closes(catalog.engine, bad)
     with catalog.engine.connect() as conn:
         assert conn.execute(sa.select(sa.func.count()).select_from(md.dataset_progress)).scalar() == 4

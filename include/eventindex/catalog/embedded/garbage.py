@@ -116,8 +116,8 @@ def collect(root: Path, engine: sa.Engine, min_age_s: float = 3600, *, dry_run: 
     ``min_age_s``: how long a replaced version outlives its replacement, and how old a partial or orphan file must
     be; ``dry_run``: report only. Returns the files removed and those kept for now, with their reasons.
     """
-    if min_age_s < 0:
-        raise ValueError("min_age_s must be >= 0")
+    if not min_age_s >= 0:  # NaN would make every age old enough
+        raise ValueError(f"min_age_s must be a number >= 0, not {min_age_s!r}")
     live, replaced = _replaced_at(engine)
     held: set[str] | None | bool = False  # read from /proc only when a file is old enough to go
     now = time.time()
