@@ -3,7 +3,7 @@ version (the set of producer jobs' parts it is made of).
 
 Triggered from the UI form (a dataset name), by the STOMP and Tier-0 DAGs, or by production campaigns. The wait
 holds no worker slot (reschedule mode); a dataset that stays incomplete is reported stuck after
-``stuck_after_minutes``.
+``stuck_after_minutes``, one that Rucio does not know fails after ``unknown_to_rucio_minutes``.
 
 One DAG per source, the same tasks, so that the sources share the workers "little and very often": each has its
 own pool, priority weight and number of runs at a time, and a burst of thousands of finished production tasks
@@ -50,6 +50,9 @@ for dag_id, (pool, weight, runs, what) in SOURCES.items():
             "generation": Param(0, type="integer", minimum=0, description="which ingestion of the dataset (STOMP)"),
             "stuck_after_minutes": Param(360, type="number", minimum=0,
                                          description="report the dataset stuck if still incomplete after this long"),
+            "unknown_to_rucio_minutes": Param(10, type="number", minimum=0,
+                                              description="fail if Rucio still does not know the dataset after this "
+                                                          "long (minutes)"),
             "reindex": Param(False, type="boolean", description="load again even if this version is loaded already"),
             "obsolete_older": Param(False, type="boolean", description="mark older AMI tags of this sample obsolete"),
         },
@@ -58,7 +61,8 @@ for dag_id, (pool, weight, runs, what) in SOURCES.items():
         dataset = "{{ params.dataset }}"
         staging = "{{ params.staging_uri }}"
         complete = WaitCompleteSensor(task_id="wait_complete", dataset=dataset, staging_uri=staging, poke_interval=30,
-                                      stuck_after_minutes="{{ params.stuck_after_minutes }}", **TRANSIENT)
+                                      stuck_after_minutes="{{ params.stuck_after_minutes }}",
+                                      unknown_to_rucio_minutes="{{ params.unknown_to_rucio_minutes }}", **TRANSIENT)
         fetch = FetchIndexOperator(task_id="fetch", dataset=dataset, staging_uri=staging, **TRANSIENT)
         validate = ValidateIndexOperator(task_id="validate", dataset=dataset, staging_uri=staging, fetched=fetch.output,
                                          **TRANSIENT)

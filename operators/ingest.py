@@ -44,17 +44,20 @@ class IngestOperator(BaseOperator):
 class WaitCompleteSensor(BaseSensorOperator):
     """Waits, in reschedule mode (no worker slot held between looks), until the dataset's staged job parts make the
     whole dataset; each look records "waiting for N of M files" in the metadata DB and the task log. Fails at once,
-    without retries, for a malformed name or a dataset that exists nowhere, and reports it stuck after
-    ``stuck_after_minutes``."""
+    without retries, for a malformed name, a malformed producer summary or a dataset that exists nowhere; fails when
+    the dataset is still unknown to Rucio after ``unknown_to_rucio_minutes`` (a registration lag is short: hours of
+    waiting would hide a typo or a dataset registered nowhere); reports it stuck after ``stuck_after_minutes``."""
 
-    template_fields = ("dataset", "staging_uri", "stuck_after_minutes")
+    template_fields = ("dataset", "staging_uri", "stuck_after_minutes", "unknown_to_rucio_minutes")
 
     def __init__(self, *, dataset: str, staging_uri: str | None = None, stuck_after_minutes: float | str = 360,
-                 rucio_conn_id: str = "eventindex_rucio", metadata_conn_id: str = "eventindex_metadata", **kwargs):
+                 unknown_to_rucio_minutes: float | str = 10, rucio_conn_id: str = "eventindex_rucio",
+                 metadata_conn_id: str = "eventindex_metadata", **kwargs):
         kwargs.setdefault("mode", "reschedule")
         kwargs.setdefault("poke_interval", 60)
         super().__init__(**kwargs)
         self.dataset, self.staging_uri, self.stuck_after_minutes = dataset, staging_uri, stuck_after_minutes
+        self.unknown_to_rucio_minutes = unknown_to_rucio_minutes
         self.rucio_conn_id, self.metadata_conn_id = rucio_conn_id, metadata_conn_id
 
     def poke(self, context) -> bool:
@@ -63,8 +66,10 @@ class WaitCompleteSensor(BaseSensorOperator):
             name = parse(self.dataset).name
             seen = ingest.wait_complete(hook.get_engine(), RucioHook(self.rucio_conn_id, metadata_conn_id=(
                 self.metadata_conn_id)).get_client(), name, self.staging_uri or hook.settings.staging,
-                timedelta(minutes=float(self.stuck_after_minutes)))
-        except (BadInput, NotFound) as exc:  # waiting will not make a malformed name valid, nor conjure a dataset
+                timedelta(minutes=float(self.stuck_after_minutes)),
+                timedelta(minutes=float(self.unknown_to_rucio_minutes)))
+        except (BadInput, NotFound) as exc:  # waiting will not make a malformed name or summary valid, nor conjure
+            # a dataset: fail without retries
             self.log.error("%s", exc)
             raise AirflowFailException(str(exc)) from None
         self.log.info("%s: %s", name, seen.detail)
@@ -104,6 +109,8 @@ class ValidateIndexOperator(IngestOperator):
             summary = ingest.validate(fetched, rucio, told, self.allow_duplicates)
         except ValidationFailed as exc:
             raise self.report(exc.problems, str(exc)) from None
+        except BadInput as exc:  # bad data the checks could not even start on: no retries either
+            raise self.report([Problem(fetched.dataset, None, str(exc))], str(exc)) from None
         self.log.info("valid: %s", summary)
         return summary
 

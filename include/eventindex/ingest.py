@@ -55,11 +55,14 @@ def staged_parts(dataset: str, staging: str) -> list[dict]:
     return found[0].summaries if found else []
 
 
-def wait_complete(engine, ddm, dataset: str, staging: str, stuck_after: timedelta | None = None) -> Completeness:
-    """One look at whether the dataset's staged parts make it whole (see ``progress``); records what it found."""
+def wait_complete(engine, ddm, dataset: str, staging: str, stuck_after: timedelta | None = None,
+                  unknown_after: timedelta | None = None, now=None) -> Completeness:
+    """One look at whether the dataset's staged parts make it whole (see ``progress.check``); records what it found.
+    Raises BadLoad for a malformed summary in the staging area and NotFound for a dataset that is nowhere or still
+    unknown to Rucio after ``unknown_after``: neither gets better by waiting."""
     name = parse(dataset).name
     return progress.check(engine, ddm, name, staged_parts(name, staging), announcements.for_dataset(engine, name),
-                          stuck_after)
+                          stuck_after, unknown_after, now)
 
 
 def fetch(dataset: str, staging: str, work: WorkArea) -> Fetched:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 
@@ -164,16 +164,26 @@ class Completeness:
 
 
 def check(engine: sa.Engine, ddm, dataset: str, summaries: list[dict], announced: list[dict],
-          stuck_after: timedelta | None = None) -> Completeness:
+          stuck_after: timedelta | None = None, unknown_after: timedelta | None = None,
+          now: datetime | None = None) -> Completeness:
     """Whether the staged parts make the whole dataset; records the state. Raises ``NotFound`` for a dataset that is
-    nowhere (nothing staged, nothing announced, unknown to Rucio): that will not change by waiting."""
+    nowhere (nothing staged, nothing announced, unknown to Rucio): that will not change by waiting.
+
+    ``unknown_after``: how long a dataset that is staged or announced may stay unknown to Rucio (its registration may
+    lag the producer by a little) before it fails with ``NotFound`` "<dataset> is unknown to Rucio after N minutes",
+    instead of waiting out ``stuck_after`` (hours) for something that will not come; until then it waits, saying
+    so. ``None``: no grace; the dataset is judged by what is staged alone (and validation refuses it). ``now``: the
+    time of this look (UTC, naive, as the metadata DB keeps times; default: the clock)."""
+    now = now or md.now()
     staged = {guid_key(g["guid"]) for s in summaries for g in s.get("guids", [])}
     scope, name = split_did(dataset)
     row = get(engine, dataset)
-    if row is not None and row["state"] not in IN_FLIGHT:  # a new run after a load, a failure or a stuck wait
-        row["first_seen"] = md.now()
+    if row is None or row["state"] not in IN_FLIGHT:  # a new run after a load, a failure or a stuck wait
+        row = dict(row or {}, first_seen=now, closed_at=(row or {}).get("closed_at"))
         with engine.begin() as conn:
-            _upsert(conn, dataset, first_seen=row["first_seen"])
+            _upsert(conn, dataset, first_seen=now)
+    first_seen = row["first_seen"]
+    unknown = False
     try:
         meta = ddm.get_metadata(scope, name)
         rucio = files_by_guid(ddm.list_files(scope, name))
@@ -182,12 +192,18 @@ def check(engine: sa.Engine, ddm, dataset: str, summaries: list[dict], announced
             mark(engine, dataset, FAILED, "exists nowhere: not staged, not announced, unknown to Rucio")
             raise NotFound(f"{dataset} exists nowhere: nothing staged, nothing announced, and Rucio does not know "
                            "it (a typo in the name?)") from None
-        meta, rucio = None, {}
-    closed = meta is None or not meta.get("is_open") or bool(row and row["closed_at"])
+        if unknown_after is not None and now - first_seen >= unknown_after:
+            why = f"{dataset} is unknown to Rucio after {_minutes(unknown_after)}"
+            mark(engine, dataset, FAILED, why)
+            raise NotFound(why) from None
+        meta, rucio, unknown = None, {}, unknown_after is not None
+    closed = meta is None or not meta.get("is_open") or bool(row["closed_at"])
     missing = sorted(set(rucio) - staged)
     jobs = {(s.get("task_id"), s.get("job_id")) for s in summaries}
     njobs = max((int(m["njobs"]) for m in announced if m.get("njobs")), default=None)
     waiting = []
+    if unknown:
+        waiting.append(f"unknown to Rucio (for {_since(first_seen, now)}; failing after {_minutes(unknown_after)})")
     if not summaries:
         waiting.append("nothing staged yet")
     if not closed:
@@ -203,15 +219,19 @@ def check(engine: sa.Engine, ddm, dataset: str, summaries: list[dict], announced
             _upsert(conn, dataset, state=COMPLETE, detail=detail, files_expected=expected, files_staged=len(staged))
         return Completeness(dataset, True, len(staged), expected, detail)
     detail = "; ".join(waiting)
-    first_seen = row["first_seen"] if row else md.now()
     state = WAITING
-    if stuck_after is not None and md.now() - first_seen >= stuck_after:
-        state, detail = STUCK, f"stuck for {_since(first_seen)}: {detail}"
+    if stuck_after is not None and now - first_seen >= stuck_after:
+        state, detail = STUCK, f"stuck for {_since(first_seen, now)}: {detail}"
     with engine.begin() as conn:
         _upsert(conn, dataset, state=state, detail=detail, files_expected=expected, files_staged=len(staged))
     return Completeness(dataset, False, len(staged), expected, detail, stuck=state == STUCK)
 
 
-def _since(t) -> str:
-    seconds = int((md.now() - t).total_seconds())
+def _minutes(t: timedelta) -> str:
+    minutes = t.total_seconds() / 60
+    return f"{minutes:g} minute{'' if minutes == 1 else 's'}"
+
+
+def _since(t, now=None) -> str:
+    seconds = int(((now or md.now()) - t).total_seconds())
     return f"{seconds // 3600} h {seconds % 3600 // 60} min" if seconds >= 3600 else f"{seconds // 60} min {seconds % 60} s"

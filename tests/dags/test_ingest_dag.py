@@ -157,3 +157,31 @@ def test_rucio_down_for_a_while_is_retried_then_succeeds(dagbag, rucio_connectio
     assert str(run.state) == "success", task_states(run)
     assert tis["wait_complete"].try_number > 1  # failed while Rucio was down, retried, then passed
     assert time.monotonic() - started >= 6
+
+
+@pytest.mark.parametrize("case", ["unknown to Rucio", "malformed summary"])
+def test_a_dataset_unknown_to_rucio_or_a_malformed_summary_fails_the_wait_without_retries(dagbag, home, staged_world,
+                                                                                          tmp_path, case):
+    """Neither gets better by waiting: the sensor fails on its first try (the grace period set to 0 here; 10 minutes
+    by default) with the message in the progress table."""
+    import json
+    import shutil
+
+    from eventindex import progress
+
+    world, _, staging = staged_world
+    d = dataset(world, "RAW", stream="express_express")
+    name = d["name"] if case == "malformed summary" else d["name"].replace("express_express", "physics_CosmicCalo")
+    folder = tmp_path / "staging" / name
+    shutil.copytree(staging / d["name"], folder)
+    summary = next(folder.glob("*.summary.json"))
+    summary.write_text("{" if case == "malformed summary" else
+                       json.dumps({**json.loads(summary.read_text()), "dataset": name}))
+    run = dagbag.dags["eventindex_ingest"].test(run_conf={"dataset": name, "staging_uri": str(tmp_path / "staging"),
+                                                          "unknown_to_rucio_minutes": 0})
+    tis = {ti.task_id: ti for ti in run.get_task_instances()}
+    assert str(tis["wait_complete"].state) == "failed" and tis["wait_complete"].try_number == 1
+    assert open_catalog(Settings.from_env()).datasets() == []
+    if case == "unknown to Rucio":
+        detail = progress.get(sa.create_engine(Settings.from_env().metadata_url), name)["detail"]
+        assert detail == f"{name} is unknown to Rucio after 0 minutes"
