@@ -212,6 +212,7 @@ class Cluster:
         self._save()
         _ensure_database(self.pg_airflow, "airflow")
         _ensure_database(self.pg_metadata, "eventindex")
+        self._eventindex_db_upgrade()
         if not self._alive("redis"):
             self.start_redis()
         if not _answers(self.s3.s3_port):
@@ -239,6 +240,16 @@ class Cluster:
         self._airflow(env, "pools", "import", str(REPO / "scripts" / "pools.json"))
         self._write_env()
         return self
+
+    def _eventindex_db_upgrade(self) -> None:
+        """The metadata DB's schema (Alembic), as the compose init service makes it: the only place the cluster
+        migrates it (no task or page does)."""
+        env = {**os.environ, **self.eventindex_env()}
+        done = subprocess.run([sys.executable, "-m", "eventindex.cli", "db", "upgrade"], env=env, capture_output=True,
+                              text=True, cwd=self.base)
+        if done.returncode != 0:
+            raise RuntimeError(f"`eventindex db upgrade` failed ({done.returncode}): "
+                               f"{(done.stdout + done.stderr)[-3000:]}")
 
     def _airflow(self, env: dict[str, str], *args: str) -> None:
         done = subprocess.run(["airflow", *args], env=env, capture_output=True, text=True, cwd=self.base)

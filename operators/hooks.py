@@ -56,18 +56,17 @@ class EventIndexHook(BaseHook):
 
 
 class MetadataHook(EventIndexHook):
-    """The metadata DB (datasets, reports, announcements, picking requests), schema upgraded on first use."""
+    """The metadata DB (datasets, reports, announcements, picking requests). Never migrates it (a task, a sensor's
+    poke must not): `eventindex db upgrade` does, and a DB behind the code fails the task with that advice."""
 
     def get_engine(self):
         return self._engine
 
     @cached_property
     def _engine(self):
-        from eventindex.metadata import make_engine, upgrade
+        from eventindex.metadata import make_engine
 
-        engine = make_engine(self.settings.metadata_url)
-        upgrade(engine)
-        return engine
+        return make_engine(self.settings.metadata_url)
 
 
 class CatalogHook(EventIndexHook):

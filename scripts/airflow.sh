@@ -23,6 +23,8 @@ mkdir -p "$AIRFLOW_HOME"
 
 case "${1:-}" in
   up)
+    # the metadata DB's schema: created or migrated here, once (no task, sensor or page ever migrates it)
+    eventindex db upgrade
     if [ -f "$PID" ] && kill -0 "$(cat "$PID")" 2>/dev/null; then
       echo "Airflow is already running (pid $(cat "$PID"))"
     else

@@ -17,6 +17,24 @@ def eventindex_home(tmp_path, monkeypatch) -> Path:
     return home
 
 
+def upgraded(url: str) -> str:
+    """``url`` (a metadata DB) created or migrated as `eventindex db upgrade` leaves it, returned as is: opening a DB
+    never migrates it, so a test that makes a fresh catalogue runs the upgrade first, as an installation does."""
+    from eventindex.metadata import upgrade
+
+    upgrade(url)
+    return url
+
+
+@pytest.fixture
+def metadata_home(eventindex_home) -> Path:
+    """The test's EVENTINDEX_HOME with its metadata DB upgraded (what `eventindex db upgrade` makes)."""
+    from eventindex.settings import Settings
+
+    upgraded(Settings.from_env().metadata_url)
+    return eventindex_home
+
+
 @pytest.fixture(scope="session")
 def small_world(tmp_path_factory):
     """Two runs, all formats, small: (world dict, world folder)."""
@@ -87,7 +105,7 @@ def picking_world(staged_world, tmp_path):
     from eventindex.trigger import load_menus
 
     world, out, staging = staged_world
-    catalog = EmbeddedCatalog(tmp_path / "cat", f"sqlite:///{tmp_path / 'm.sqlite'}")
+    catalog = EmbeddedCatalog(tmp_path / "cat", upgraded(f"sqlite:///{tmp_path / 'm.sqlite'}"))
     catalog.save_menus(load_menus(out / "menus.json")[0].values())
     load_staged(catalog, str(staging))
     ddm = LocalRucio(f"sqlite:///{tmp_path / 'rucio.sqlite'}")

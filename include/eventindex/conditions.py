@@ -60,7 +60,6 @@ def sync(upstream_url: str, target, *, files=()) -> SyncResult:
     (a period grows while it takes data) is updated."""
     _check_reachable(upstream_url)
     engine = target if isinstance(target, sa.Engine) else target.engine
-    md.upgrade(engine)
     result = SyncResult()
     try:
         with engine.connect() as conn:

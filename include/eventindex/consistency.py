@@ -58,7 +58,6 @@ def check(catalog, ddm) -> list[Finding]:
 
 
 def record(engine, findings: list[Finding]) -> None:
-    md.upgrade(engine)
     at = md.now()
     with engine.begin() as conn:
         if findings:

@@ -59,17 +59,36 @@ _replicas = sa.Table(
 
 
 class LocalRucio:
-    """The embedded data catalogue: Rucio's answers for a world that lives on one machine."""
+    """The embedded data catalogue: Rucio's answers for a world that lives on one machine.
+
+    Opening it writes nothing (reads never write): a catalogue whose file does not exist yet is an empty one (no
+    data identifier is known), and its tables are made by the first write (a registration), as a real Rucio's
+    exist before anyone asks it anything."""
 
     def __init__(self, url: str):
-        from .metadata import make_engine
+        from .dbopen import open_engine
+        from .settings import Settings
 
-        self.engine = make_engine(url)
-        _meta.create_all(self.engine)
+        self.url, self._tables_made = url, False
+        self.engine = open_engine(url, what="the local data catalogue",
+                                  busy_timeout=Settings.from_env().db_busy_timeout)
+
+    def _begin(self):
+        """A write transaction, the tables made first (once per instance; cheap when they exist)."""
+        if not self._tables_made:
+            from .dbopen import open_engine
+
+            maker = open_engine(self.url, what="the local data catalogue", create=True)
+            try:
+                _meta.create_all(maker)
+            finally:
+                maker.dispose()
+            self._tables_made = True
+        return self.engine.begin()
 
     def register_dataset(self, scope: str, name: str, files: list[dict], rse: str, close: bool = True) -> None:
         """files: ``{"scope", "name", "bytes", "adler32", "meta": {"guid", "events"}, "pfn"}`` (Rucio's shape)."""
-        with self.engine.begin() as conn:
+        with self._begin() as conn:
             conn.execute(_datasets.delete().where((_datasets.c.scope == scope) & (_datasets.c.name == name)))
             conn.execute(_content.delete().where((_content.c.ds_scope == scope) & (_content.c.ds_name == name)))
             conn.execute(_datasets.insert().values(scope=scope, name=name, is_open=not close, meta="{}"))
@@ -86,13 +105,13 @@ class LocalRucio:
                     conn.execute(_replicas.insert().values(scope=f["scope"], name=f["name"], rse=rse, pfn=f["pfn"]))
 
     def set_open(self, scope: str, name: str, is_open: bool) -> None:
-        with self.engine.begin() as conn:
+        with self._begin() as conn:
             conn.execute(_datasets.update().where((_datasets.c.scope == scope) & (_datasets.c.name == name))
                          .values(is_open=is_open))
 
     def remove_file(self, scope: str, name: str, file_name: str) -> None:
         """Take a file out of a dataset (tests use it to stage inconsistencies)."""
-        with self.engine.begin() as conn:
+        with self._begin() as conn:
             conn.execute(_content.delete().where((_content.c.ds_scope == scope) & (_content.c.ds_name == name)
                                                  & (_content.c.name == file_name)))
 
@@ -116,6 +135,8 @@ class LocalRucio:
                 "bytes": sum(f["bytes"] or 0 for f in files) if closed else None, **json.loads(row.meta)}
 
     def get_dataset_by_guid(self, guid: str) -> list[dict]:
+        if self._empty():
+            return []
         with self.engine.connect() as conn:
             rows = conn.execute(sa.select(_content.c.ds_scope, _content.c.ds_name)
                                 .join(_files, (_content.c.scope == _files.c.scope) & (_content.c.name == _files.c.name))
@@ -124,6 +145,8 @@ class LocalRucio:
 
     def list_replicas(self, dids: list[dict]) -> list[dict]:
         out = []
+        if self._empty():
+            return out
         with self.engine.connect() as conn:
             for did in dids:  # one indexed query per file: as cheap here as one bulk call
                 rows = conn.execute(sa.select(_replicas).where((_replicas.c.scope == did["scope"])
@@ -135,7 +158,7 @@ class LocalRucio:
 
     def add_replicas(self, rse: str, files: list[dict]) -> None:
         """More replicas of known files at ``rse``: ``{"scope", "name", "pfn"}`` (as rucio-clients' add_replicas)."""
-        with self.engine.begin() as conn:
+        with self._begin() as conn:
             for f in files:
                 conn.execute(_replicas.delete().where((_replicas.c.scope == f["scope"]) & (_replicas.c.name == f["name"])
                                                       & (_replicas.c.rse == rse)))
@@ -152,10 +175,25 @@ class LocalRucio:
         return [{"scope": scope, "name": name, "rse": rse, "length": len(files), "available_length": n,
                  "state": "AVAILABLE" if n == len(files) else "UNAVAILABLE"} for rse, n in rows]
 
+    def _empty(self) -> bool:
+        """Nothing was ever registered: the file or its tables do not exist (answers are "not found", not errors)."""
+        from .dbopen import Missing
+
+        if self._tables_made:
+            return False
+        try:
+            with self.engine.connect() as conn:
+                self._tables_made = sa.inspect(conn).has_table(_content.name)
+        except Missing:
+            return True
+        return not self._tables_made
+
     def _dataset(self, scope: str, name: str):
-        with self.engine.connect() as conn:
-            row = conn.execute(sa.select(_datasets).where((_datasets.c.scope == scope)
-                                                          & (_datasets.c.name == name))).first()
+        row = None
+        if not self._empty():
+            with self.engine.connect() as conn:
+                row = conn.execute(sa.select(_datasets).where((_datasets.c.scope == scope)
+                                                              & (_datasets.c.name == name))).first()
         if row is None:
             raise DIDNotFound(f"Data identifier not found: {scope}:{name} is not known to the data catalogue")
         return row

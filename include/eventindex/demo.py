@@ -165,6 +165,10 @@ def prepare(console: Console, settings: Settings, config: WorldConfig, fresh: bo
     wanted = json.loads(json.dumps({k: v for k, v in asdict(config).items() if k != "workers"}))
     console.rule("[bold]EventIndex demo (embedded defaults)")
     console.print(f"EVENTINDEX_HOME = {settings.home}")
+    from . import metadata
+
+    # as `eventindex db upgrade` does: the demo sets up its home (nothing that merely opens the DB migrates it)
+    console.print(f"0. metadata DB schema {metadata.upgrade(settings.metadata_url)} (eventindex db upgrade)")
     world_dir = settings.world_dir
     world = None
     if not fresh:

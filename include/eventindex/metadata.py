@@ -278,6 +278,8 @@ def upgrade(target: str | sa.Engine, busy_timeout: float | None = None) -> str:
         from .settings import Settings
 
         busy_timeout = Settings.from_env().db_busy_timeout
+    if schema_of(url) == SCHEMA_HEAD:  # nothing to do (and no need to load the migration scripts)
+        return SCHEMA_HEAD
     engine = dbopen.open_engine(url, what="the metadata DB", create=True, busy_timeout=busy_timeout)
     if engine.dialect.name == "sqlite":  # SQLAlchemy's recipe for transactional DDL on pysqlite: all or nothing
         sa.event.listen(engine, "connect", lambda dbapi_conn, _rec: setattr(dbapi_conn, "isolation_level", None))

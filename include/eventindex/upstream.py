@@ -53,13 +53,24 @@ def create(url: str, tier0: list[dict], tasks: list[dict]) -> None:
     engine.dispose()
 
 
+def _open(url: str) -> sa.Engine:
+    """An engine for reading (or flipping flags in) an upstream DB: a missing SQLite file is an error, never a new
+    empty DB (reads never write); a locked or unreachable DB is transient (:mod:`eventindex.dbopen`)."""
+    from .dbopen import open_engine
+    from .errors import NotFound
+
+    return open_engine(url, what="the upstream DB", missing=lambda: NotFound(
+        f"no upstream DB at {sa.engine.make_url(url).database} (simulate a world first: `eventindex simulate`, or "
+        "point the connection at the Tier-0 / production system DB)"))
+
+
 def utc(ts: int) -> datetime:
     return datetime.fromtimestamp(ts, timezone.utc).replace(tzinfo=None)
 
 
 def ready_datasets(url: str, limit: int = 50) -> list[str]:
     """Tier-0 datasets flagged READY, oldest first."""
-    engine = sa.create_engine(url)
+    engine = _open(url)
     with engine.connect() as conn:
         rows = conn.execute(sa.select(tier0_datasets.c.name).where(tier0_datasets.c.status == "READY")
                             .order_by(tier0_datasets.c.created, tier0_datasets.c.name).limit(limit)).all()
@@ -71,7 +82,7 @@ def mark_done(url: str, names: list[str]) -> int:
     """READY -> DONE for these datasets (only those still READY); returns how many flipped."""
     if not names:
         return 0
-    engine = sa.create_engine(url)
+    engine = _open(url)
     with engine.begin() as conn:
         n = conn.execute(tier0_datasets.update().where(tier0_datasets.c.name.in_(names))
                          .where(tier0_datasets.c.status == "READY")
@@ -97,7 +108,7 @@ def read_finished(url: str, start: datetime | None, end: datetime, after: tuple[
     (last_update, task_id) in bites as the ATLAS Supervisor reads the production system: bites of ``bite`` tasks,
     ``big_bite`` once the backlog passes ``backlog_threshold``. Stops at whole tasks once ``max_datasets`` output
     datasets are collected, with ``more`` set, so that a caller can go on from the cursor."""
-    engine = sa.create_engine(url)
+    engine = _open(url)
     t = prodsys_tasks.c
     out: list[dict] = []
     ndatasets, more = 0, False
@@ -191,7 +202,7 @@ def write_conditions(url: str, menus=(), periods=()) -> None:
 
 
 def _read(url: str, query) -> list:
-    engine = sa.create_engine(url)
+    engine = _open(url)
     try:
         with engine.connect() as conn:
             if not sa.inspect(conn).has_table(query.get_final_froms()[0].name):

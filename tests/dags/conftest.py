@@ -35,6 +35,12 @@ def dagbag(airflow_db):
     return bag
 
 
+@pytest.fixture(autouse=True)
+def _metadata_db(metadata_home):
+    """What `make up` does before Airflow starts: the metadata DB of the test's EVENTINDEX_HOME made at the schema
+    head (`eventindex db upgrade`); no task, sensor or listener migrates it."""
+
+
 def task_states(dag_run) -> dict[str, str]:
     return {ti.task_id: str(ti.state) for ti in dag_run.get_task_instances()}
 

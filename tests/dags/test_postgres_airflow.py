@@ -25,6 +25,8 @@ def test_ingestion_with_airflow_and_eventindex_metadata_on_postgresql(postgres, 
     register_world(LocalRucio(f"sqlite:///{eventindex_home / 'rucio.sqlite'}"), world, out)
     airflow_db = postgres.create_database("airflow_pg_test")
     meta_db = postgres.create_database("eventindex_pg_test")
+    subprocess.run([sys.executable, "-m", "eventindex.cli", "db", "upgrade"], env={**os.environ,
+                   "EVENTINDEX_METADATA_URL": meta_db}, check=True, capture_output=True, timeout=120)
     monkeypatch.setenv("EVENTINDEX_METADATA_URL", meta_db)
     env = {**os.environ, "AIRFLOW_HOME": str(tmp_path / "airflow"), "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": airflow_db,
            "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"), "AIRFLOW__CORE__LOAD_EXAMPLES": "False",

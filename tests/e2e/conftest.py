@@ -17,6 +17,7 @@ from eventindex.airflow_api import AirflowAPI
 from eventindex.ddm import LocalRucio, register_world
 from eventindex.settings import Settings
 from eventindex_harness.ports import free_port
+from tests.conftest import upgraded
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -46,8 +47,9 @@ def admin_api(env: dict[str, str]) -> AirflowAPI:
 
 
 @pytest.fixture
-def world_home(eventindex_home, staged_world):
-    """The small staged world registered in the local Rucio under EVENTINDEX_HOME: (world, world folder, staging)."""
+def world_home(eventindex_home, metadata_home, staged_world):
+    """The small staged world registered in the local Rucio under EVENTINDEX_HOME, its metadata DB upgraded (as
+    `make up` does): (world, world folder, staging)."""
     world, out, staging = staged_world
     eventindex_home.mkdir(parents=True, exist_ok=True)
     register_world(LocalRucio(Settings.from_env().local_rucio_url), world, out)
@@ -135,6 +137,7 @@ def web(staged_world, tmp_path_factory):
     settings = Settings.from_env({"EVENTINDEX_HOME": str(base / "eventindex-home")})
     settings.home.mkdir(parents=True)
     register_world(LocalRucio(settings.local_rucio_url), world, out)
+    upgraded(settings.metadata_url)  # as `eventindex db upgrade` does (make up would, after this load)
     load_staged(open_catalog(settings), str(staging))
     users = ",".join(f"{u}:{r}" for u, r in WEB_USERS.items())
     with standalone(base / "airflow", settings.home, {"AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": users}) as env:

@@ -20,7 +20,7 @@ from eventindex.catalog.loader import load_staged
 from eventindex.errors import UnknownTrigger
 from eventindex.settings import Settings
 from eventindex.trigger import bit_is_set, load_menus
-from tests.conftest import dataset
+from tests.conftest import dataset, upgraded
 
 pytestmark = pytest.mark.integration
 BACKENDS = ["sqlite", "postgresql", "phoenix"]
@@ -29,16 +29,16 @@ BACKENDS = ["sqlite", "postgresql", "phoenix"]
 @pytest.fixture(params=BACKENDS)
 def empty_catalog(request, tmp_path):
     if request.param == "sqlite":
-        return EmbeddedCatalog(tmp_path / "catalog", f"sqlite:///{tmp_path / 'meta.sqlite'}")
+        return EmbeddedCatalog(tmp_path / "catalog", upgraded(f"sqlite:///{tmp_path / 'meta.sqlite'}"))
     if request.param == "postgresql":
         pg = request.getfixturevalue("postgres")
-        return EmbeddedCatalog(tmp_path / "catalog", pg.create_database(f"t{uuid.uuid4().hex[:12]}"))
+        return EmbeddedCatalog(tmp_path / "catalog", upgraded(pg.create_database(f"t{uuid.uuid4().hex[:12]}")))
     s = Settings.from_env()
     if not s.phoenix_url:
         pytest.skip("not run: no Apache Phoenix query server here (set EVENTINDEX_PHOENIX_URL to run)")
     from eventindex.catalog.phoenix import PhoenixCatalog
 
-    return PhoenixCatalog(s.phoenix_url, f"sqlite:///{tmp_path / 'meta.sqlite'}",
+    return PhoenixCatalog(s.phoenix_url, upgraded(f"sqlite:///{tmp_path / 'meta.sqlite'}"),
                           table_prefix=f"T{uuid.uuid4().hex[:8]}", auth=s.phoenix_auth, user=s.phoenix_user, password=s.phoenix_password, ca=s.phoenix_ca)
 
 

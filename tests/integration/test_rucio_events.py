@@ -22,7 +22,7 @@ from eventindex.catalog.embedded import EmbeddedCatalog
 from eventindex.messaging import announce, drain
 from eventindex.rucio_events import handle_rucio_event, parse_rucio_event
 from eventindex.settings import StompTarget
-from tests.conftest import dataset
+from tests.conftest import dataset, upgraded
 
 pytestmark = pytest.mark.integration
 
@@ -42,7 +42,7 @@ def rucio_events(activemq):
 
 @pytest.fixture
 def catalog(tmp_path):
-    return EmbeddedCatalog(tmp_path / "cat", f"sqlite:///{tmp_path / 'm.sqlite'}")
+    return EmbeddedCatalog(tmp_path / "cat", upgraded(f"sqlite:///{tmp_path / 'm.sqlite'}"))
 
 
 def unique_name(like: str = f"{SCOPE}.00358031.physics_Main.merge.AOD.f961_m1831") -> str:

@@ -57,7 +57,7 @@ def _ds(world, run, datatype, tag=None, stream="physics_Main"):
 
 
 @pytest.fixture
-def lossy_catalog(lossy_world, eventindex_home):
+def lossy_catalog(lossy_world, eventindex_home, metadata_home):
     world, world_dir, staging = lossy_world
     ei("load", staging, "--menus", world_dir / "menus.json")
     return world, world_dir, open_catalog()

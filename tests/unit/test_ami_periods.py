@@ -17,6 +17,7 @@ from eventindex.catalog import make_selection
 from eventindex.catalog.embedded import EmbeddedCatalog
 from eventindex.catalog.loader import load_staged
 from eventindex.errors import BadSelection
+from tests.conftest import upgraded
 from tests.unit.test_conditions import _expected_periods
 
 
@@ -29,7 +30,7 @@ def _world_periods(world) -> dict[str, tuple[int, int]]:
 def period_catalog(staged_world, tmp_path_factory):
     world, out, staging = staged_world
     tmp = tmp_path_factory.mktemp("periods")
-    catalog = EmbeddedCatalog(tmp / "cat", f"sqlite:///{tmp / 'm.sqlite'}")
+    catalog = EmbeddedCatalog(tmp / "cat", upgraded(f"sqlite:///{tmp / 'm.sqlite'}"))
     conditions.sync(conditions.world_source(out), catalog)
     load_staged(catalog, str(staging))
     return world, catalog
@@ -79,12 +80,12 @@ def test_an_unknown_period_is_refused_naming_it_and_the_known_ones(period_catalo
 
 
 def test_a_catalogue_without_synced_periods_says_to_sync_them(staged_world, tmp_path):
-    catalog = EmbeddedCatalog(tmp_path / "cat", f"sqlite:///{tmp_path / 'm.sqlite'}")
+    catalog = EmbeddedCatalog(tmp_path / "cat", upgraded(f"sqlite:///{tmp_path / 'm.sqlite'}"))
     with pytest.raises(BadSelection, match="sync the conditions"):
         catalog.count(make_selection(period="B"))
 
 
-def test_the_cli_period_option_counts_like_the_run_option(staged_world, eventindex_home):
+def test_the_cli_period_option_counts_like_the_run_option(staged_world, eventindex_home, metadata_home):
     world, out, staging = staged_world
     eventindex_home.mkdir(parents=True, exist_ok=True)
     (eventindex_home / "world").symlink_to(out)  # `eventindex load` syncs the world's conditions

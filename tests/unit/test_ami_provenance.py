@@ -11,14 +11,14 @@ from eventindex.catalog.embedded import EmbeddedCatalog
 from eventindex.catalog.loader import load_staged
 from eventindex.producer import produce
 from eventindex.sim.world import DERIV_TAG, MC_DERIV_TAG, MC_TAG, REPRO_TAG, T0_TAG
-from tests.conftest import dataset
+from tests.conftest import dataset, upgraded
 
 
 @pytest.fixture(scope="module")
 def loaded(staged_world, tmp_path_factory):
     world, out, staging = staged_world
     tmp = tmp_path_factory.mktemp("provenance")
-    catalog = EmbeddedCatalog(tmp / "cat", f"sqlite:///{tmp / 'm.sqlite'}")
+    catalog = EmbeddedCatalog(tmp / "cat", upgraded(f"sqlite:///{tmp / 'm.sqlite'}"))
     load_staged(catalog, str(staging))
     return world, out, catalog, tmp
 

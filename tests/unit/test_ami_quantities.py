@@ -24,6 +24,7 @@ from eventindex.ami import derived
 from eventindex.catalog.embedded import EmbeddedCatalog
 from eventindex.catalog.loader import load_staged
 from eventindex.trigger import load_menus
+from tests.conftest import upgraded
 
 
 @pytest.fixture
@@ -32,7 +33,7 @@ def setup(staged_world, tmp_path):
     upstream URL)."""
     world, out, staging = staged_world
     shutil.copy(out / "upstream.sqlite", tmp_path / "upstream.sqlite")
-    catalog = EmbeddedCatalog(tmp_path / "catalog", f"sqlite:///{tmp_path / 'metadata.sqlite'}")
+    catalog = EmbeddedCatalog(tmp_path / "catalog", upgraded(f"sqlite:///{tmp_path / 'metadata.sqlite'}"))
     catalog.save_menus(load_menus(out / "menus.json")[0].values())
     load_staged(catalog, str(staging))
     return world, catalog, f"sqlite:///{tmp_path / 'upstream.sqlite'}"

@@ -22,7 +22,7 @@ def ei(*args, check=True):
 
 
 @pytest.fixture
-def loaded(staged_world, eventindex_home):
+def loaded(staged_world, eventindex_home, metadata_home):
     world, out, staging = staged_world
     ei("load", staging, "--menus", out / "menus.json")
     return world, out

@@ -19,6 +19,7 @@ from eventindex.errors import BadInput, BadSelection, ConfigurationError, Unknow
 from eventindex.settings import Settings
 from eventindex.sim.triggers import build_menu
 from eventindex.trigger import load_menus
+from tests.conftest import upgraded
 
 RUN_MAX = int(np.iinfo(np.uint32).max)  # run_number is uint32 in the record schema, event_number uint64
 EVENT_MAX = int(np.iinfo(np.uint64).max)
@@ -29,7 +30,7 @@ def loaded(staged_world, tmp_path_factory):
     """The small world loaded once for the read-only tests of this module: (world, catalogue)."""
     world, out, staging = staged_world
     where = tmp_path_factory.mktemp("errors-catalog")
-    catalog = EmbeddedCatalog(where / "cat", f"sqlite:///{where / 'm.sqlite'}")
+    catalog = EmbeddedCatalog(where / "cat", upgraded(f"sqlite:///{where / 'm.sqlite'}"))
     catalog.save_menus(load_menus(out / "menus.json")[0].values())
     load_staged(catalog, str(staging))
     return world, catalog
@@ -103,7 +104,7 @@ def test_lookups_refuse_an_unknown_data_type_too(loaded):
 
 
 def test_an_empty_catalogue_says_to_load_datasets_first(tmp_path):
-    catalog = EmbeddedCatalog(tmp_path / "cat", f"sqlite:///{tmp_path / 'm.sqlite'}")
+    catalog = EmbeddedCatalog(tmp_path / "cat", upgraded(f"sqlite:///{tmp_path / 'm.sqlite'}"))
     assert catalog.count(make_selection()) == 0
     with pytest.raises(BadSelection) as exc:
         catalog.count(make_selection(stream="physics_Main"))
@@ -113,7 +114,7 @@ def test_an_empty_catalogue_says_to_load_datasets_first(tmp_path):
 
 def test_a_version_only_obsolete_datasets_have_is_known_only_with_include_obsolete(staged_world, tmp_path):
     world, out, staging = staged_world
-    catalog = EmbeddedCatalog(tmp_path / "cat", f"sqlite:///{tmp_path / 'm.sqlite'}")
+    catalog = EmbeddedCatalog(tmp_path / "cat", upgraded(f"sqlite:///{tmp_path / 'm.sqlite'}"))
     catalog.save_menus(load_menus(out / "menus.json")[0].values())
     load_staged(catalog, str(staging))
     version = "r11969_r11784_p4072_p4309"

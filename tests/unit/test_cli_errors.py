@@ -27,7 +27,7 @@ def one_line_error(done) -> str:
 
 
 @pytest.fixture
-def loaded(staged_world, eventindex_home):
+def loaded(staged_world, metadata_home):
     world, out, staging = staged_world
     assert main(["load", str(staging), "--menus", str(out / "menus.json"), "--json"]) == 0
     return world, out

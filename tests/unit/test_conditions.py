@@ -25,7 +25,7 @@ from eventindex.catalog.loader import load_staged
 from eventindex.errors import MenuMissing, NoTriggerInformation, NotFound
 from eventindex.sim.triggers import build_menu
 from eventindex.trigger import bit_is_set, load_menus, masks_from_arrow
-from tests.conftest import dataset
+from tests.conftest import dataset, upgraded
 
 ATLAS_FILE = Path("/work/shared/data/atlas/DAOD_PHYSLITE.run2-mc16.pool.root")
 CHAIN = "HLT_e26_lhtight_ivarloose_L1EM22VHI"
@@ -41,7 +41,7 @@ def source(small_world, tmp_path):
 
 @pytest.fixture
 def catalog(tmp_path):
-    return EmbeddedCatalog(tmp_path / "cat", f"sqlite:///{tmp_path / 'm.sqlite'}")
+    return EmbeddedCatalog(tmp_path / "cat", upgraded(f"sqlite:///{tmp_path / 'm.sqlite'}"))
 
 
 def _expected_periods(world) -> list[tuple[str, int, int]]:
@@ -97,7 +97,7 @@ def test_a_period_that_grew_in_the_source_is_updated(source, catalog):
 
 def test_sync_into_a_bare_metadata_engine(source, tmp_path):
     world, out, url = source
-    engine = md.make_engine(f"sqlite:///{tmp_path / 'bare.sqlite'}")
+    engine = md.make_engine(upgraded(f"sqlite:///{tmp_path / 'bare.sqlite'}"))
     assert conditions.sync(url, engine).menus_added == sorted(load_menus(out / "menus.json")[0])
     with engine.connect() as conn:
         assert sorted(md.load_menus(conn)) == sorted(load_menus(out / "menus.json")[0])
@@ -205,7 +205,7 @@ def test_a_dataset_without_trigger_information_says_so_instead_of_counting_0(sta
     assert catalog.count(make_selection(dataset=other["name"], triggers=[CHAIN])) == expect
 
 
-def test_the_cli_shows_a_missing_menu_and_eventindex_load_syncs_the_worlds_conditions(staged_world, eventindex_home):
+def test_the_cli_shows_a_missing_menu_and_eventindex_load_syncs_the_worlds_conditions(staged_world, eventindex_home, metadata_home):
     from tests.unit.test_catalog_cli import ei
 
     world, out, staging = staged_world

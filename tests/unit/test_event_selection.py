@@ -20,12 +20,14 @@ import pyarrow.ipc as ipc
 import pytest
 import uproot
 
+from eventindex import metadata
 from eventindex.catalog import make_selection
 from eventindex.catalog.embedded import EmbeddedCatalog
 from eventindex.catalog.loader import load_staged
 from eventindex.errors import BadSelection
 from eventindex.schema import record_schema
 from eventindex.trigger import bit_is_set, load_menus
+from tests.conftest import upgraded
 
 MU, EL, XE = "HLT_mu26_ivarmedium_L1MU14FCH", "HLT_e26_lhtight_ivarloose_L1EM22VHI", "HLT_xe35_tcpufit_L1XE50"
 L1_MU, L1_EM = "L1_MU14FCH", "L1_EM22VHI"
@@ -46,7 +48,7 @@ def world(staged_world, tmp_path_factory):
     files with each trigger's decision: (world folder, catalogue root, metadata URL, events)."""
     world, out, staging = staged_world
     root = tmp_path_factory.mktemp("selection-store")
-    url = f"sqlite:///{root / 'metadata.sqlite'}"
+    url = upgraded(f"sqlite:///{root / 'metadata.sqlite'}")
     catalog = EmbeddedCatalog(root / "catalog", url)
     menus = load_menus(out / "menus.json")[0]
     catalog.save_menus(menus.values())
@@ -219,7 +221,7 @@ def _timed_table(n: int, start: int) -> pa.Table:
 
 def test_a_time_cut_reads_only_the_row_groups_its_statistics_leave_open(tmp_path):
     start, n = 1_534_000_000, 300_000  # three row groups: 131,072 + 131,072 + 37,856 records
-    catalog = EmbeddedCatalog(tmp_path / "catalog", f"sqlite:///{tmp_path / 'metadata.sqlite'}")
+    catalog = EmbeddedCatalog(tmp_path / "catalog", upgraded(f"sqlite:///{tmp_path / 'metadata.sqlite'}"))
     catalog.load("data18_13TeV.00350000.physics_Main.daq.RAW", _timed_table(n, start))
     catalog.scan_stats.reset()
     # the first group lies wholly inside, the second partly, the third outside: only the second is read
@@ -256,6 +258,7 @@ def _downgrade(folder: Path) -> None:
 def test_a_store_written_before_the_trigger_index_answers_and_is_upgraded(staged_world, tmp_path, world):
     _, _, staging = staged_world
     _, _, _, ev, passed = world
+    metadata.upgrade(f"sqlite:///{tmp_path / 'metadata.sqlite'}")
     catalog = EmbeddedCatalog(tmp_path / "catalog", f"sqlite:///{tmp_path / 'metadata.sqlite'}")
     catalog.save_menus(load_menus(world[0] / "menus.json")[0].values())
     load_staged(catalog, str(staging))

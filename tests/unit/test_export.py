@@ -16,7 +16,7 @@ from tests.conftest import dataset
 
 
 @pytest.fixture
-def catalog(staged_world, eventindex_home):
+def catalog(staged_world, eventindex_home, metadata_home):
     _, _, staging = staged_world
     catalog = open_catalog()
     load_staged(catalog, str(staging))

@@ -37,6 +37,7 @@ def home(staged_world, tmp_path_factory):
     """The small world loaded once through the CLI into its own EVENTINDEX_HOME: (world, world folder, home)."""
     world, out, staging = staged_world
     home = tmp_path_factory.mktemp("histogram-home")
+    ei(home, "db", "upgrade")
     ei(home, "load", staging, "--menus", out / "menus.json")
     return world, out, home
 

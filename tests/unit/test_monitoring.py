@@ -24,7 +24,7 @@ from eventindex.catalog.loader import load_staged
 from eventindex.errors import BadLoad, BadRequest, DatasetNotFound, Problem
 from eventindex.trigger import load_menus
 from tests import legacy_schema
-from tests.conftest import dataset
+from tests.conftest import dataset, upgraded
 
 TRIGGER = "HLT_mu26_ivarmedium_L1MU14FCH"
 
@@ -33,7 +33,7 @@ TRIGGER = "HLT_mu26_ivarmedium_L1MU14FCH"
 def world_catalog(staged_world, tmp_path):
     """The small world loaded as `eventindex load` does (no source given): (world, world folder, staging, catalogue)."""
     world, out, staging = staged_world
-    catalog = EmbeddedCatalog(tmp_path / "cat", f"sqlite:///{tmp_path / 'm.sqlite'}")
+    catalog = EmbeddedCatalog(tmp_path / "cat", upgraded(f"sqlite:///{tmp_path / 'm.sqlite'}"))
     catalog.save_menus(load_menus(out / "menus.json")[0].values())
     load_staged(catalog, str(staging))
     return world, out, staging, catalog
@@ -228,7 +228,7 @@ def test_operations_counts_states_and_sources_and_shows_what_is_in_flight(world_
 
 
 def test_ingestion_rates_count_loads_and_reloads_per_hour_and_day(tmp_path):
-    catalog = EmbeddedCatalog(tmp_path / "cat", f"sqlite:///{tmp_path / 'm.sqlite'}")
+    catalog = EmbeddedCatalog(tmp_path / "cat", upgraded(f"sqlite:///{tmp_path / 'm.sqlite'}"))
     history = [("load", 10, datetime(2026, 11, 1, 9, 5)), ("reload", 20, datetime(2026, 11, 1, 9, 59, 59)),
                ("obsolete", None, datetime(2026, 11, 1, 9, 30)), ("load", 5, datetime(2026, 11, 1, 11, 0)),
                ("restore", None, datetime(2026, 11, 1, 11, 1)), ("load", 7, datetime(2026, 11, 2, 0, 0, 1))]

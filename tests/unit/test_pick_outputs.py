@@ -35,7 +35,7 @@ def _request(world, out, output: str, every: int = 97, n: int = 30):
 
 @pytest.mark.parametrize("spelling", ["folder", "file-uri"])
 def test_a_request_stores_its_outputs_in_the_picks_rse_and_nothing_in_the_local_home(
-        picking_world, eventindex_home, tmp_path, monkeypatch, scratch, spelling):
+        picking_world, eventindex_home, metadata_home, tmp_path, monkeypatch, scratch, spelling):
     world, out, catalog, ddm = picking_world
     rse = tmp_path / "elsewhere" / "picks"
     monkeypatch.setenv("EVENTINDEX_PICKS", str(rse) if spelling == "folder" else rse.as_uri())
@@ -58,7 +58,7 @@ def test_a_request_stores_its_outputs_in_the_picks_rse_and_nothing_in_the_local_
     assert sorted(got) == sorted(e for _, e in pairs)
 
 
-def test_the_default_output_rse_is_the_local_picks_folder(picking_world, eventindex_home):
+def test_the_default_output_rse_is_the_local_picks_folder(picking_world, eventindex_home, metadata_home):
     world, out, catalog, ddm = picking_world
     settings = Settings.from_env()
     assert (settings.picks, settings.picks_rse) == (str(eventindex_home.resolve() / "picks"), "LOCAL_DISK")

@@ -21,6 +21,7 @@ from eventindex.cli.main import main
 from eventindex.errors import BadRequest
 from eventindex.tag.skim import skim, skim_to_area
 from eventindex.trigger import load_menus
+from tests.conftest import upgraded
 
 VERSION = "f961_m1831"
 
@@ -30,7 +31,7 @@ def loaded_home(staged_world, tmp_path_factory):
     """An EVENTINDEX_HOME whose embedded catalogue holds the small world (loaded once for this module)."""
     world, out, staging = staged_world
     home = tmp_path_factory.mktemp("skim-home")
-    catalog = EmbeddedCatalog(home / "catalog", f"sqlite:///{home / 'metadata.sqlite'}")
+    catalog = EmbeddedCatalog(home / "catalog", upgraded(f"sqlite:///{home / 'metadata.sqlite'}"))
     catalog.save_menus(load_menus(out / "menus.json")[0].values())
     load_staged(catalog, str(staging))
     return world, out, home

@@ -120,7 +120,7 @@ def test_wrong_dsid_in_the_dataset_name_is_refused_naming_the_file_and_both_chan
     assert _staged(staging) == []
 
 
-def test_produce_of_the_real_file_writes_parquet_with_null_masks_that_the_catalogue_loads(tmp_path):
+def test_produce_of_the_real_file_writes_parquet_with_null_masks_that_the_catalogue_loads(tmp_path, metadata_home):
     from eventindex.catalog import open_catalog
     from eventindex.catalog.loader import load_staged
     from eventindex.catalog.selection import make_selection

@@ -144,8 +144,7 @@ class CatalogBase:
     backend = "base"
 
     def __init__(self, metadata_url: str):
-        self.engine = md.make_engine(metadata_url)
-        md.upgrade(self.engine)
+        self.engine = md.make_engine(metadata_url)  # never migrates: `eventindex db upgrade` does
         self._lock = threading.Lock()
         self._generation = None
         self._manifest: list[dict] = []

@@ -29,7 +29,6 @@ def cmd_ingestion(args) -> int:
     if unknown:
         raise BadRequest(f"unknown state {', '.join(unknown)}: the states are {', '.join(STATES)}")
     engine = md.make_engine(Settings.from_env().metadata_url)
-    md.upgrade(engine)
     rows = progress.listing(engine, tuple(args.state) if args.state else None)[: args.limit]
     if args.json:
         print_json(rows)

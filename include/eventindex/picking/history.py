@@ -17,7 +17,6 @@ def previous_result(engine, ddm, output: str, digest: str) -> dict | None:
     nothing), or None when ``output`` does not exist yet. An output dataset that exists for anything else is refused
     before any work: datasets in Rucio are immutable once closed."""
     scope, name = output_did(output)
-    md.upgrade(engine)
     t = md.pick_requests
     with engine.connect() as conn:
         rows = conn.execute(sa.select(t).where((t.c.output_dataset == f"{scope}:{name}") & (t.c.state == "done"))
@@ -36,7 +35,6 @@ def previous_result(engine, ddm, output: str, digest: str) -> dict | None:
 def record(engine, request_id: str, state: str, params: dict | None = None, requested: int | None = None,
            summary: dict | None = None) -> None:
     """Create or update the request's row in the metadata DB (for `eventindex picks`); what is not given is kept."""
-    md.upgrade(engine)
     t = md.pick_requests
     values = {"state": state}
     if params is not None:
@@ -54,7 +52,6 @@ def record(engine, request_id: str, state: str, params: dict | None = None, requ
 
 
 def requests(engine, limit: int = 50) -> list[dict]:
-    md.upgrade(engine)
     t = md.pick_requests
     with engine.connect() as conn:
         return [dict(r._mapping) for r in conn.execute(sa.select(t).order_by(t.c.created.desc()).limit(limit))]
@@ -82,7 +79,6 @@ def _decoded(row: dict) -> dict:
 
 def request(engine, request_id: str) -> dict | None:
     """One request's row as :func:`listing` gives it, or None."""
-    md.upgrade(engine)
     t = md.pick_requests
     with engine.connect() as conn:
         row = conn.execute(sa.select(t).where(t.c.request_id == request_id)).first()
