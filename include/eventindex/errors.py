@@ -147,5 +147,11 @@ class DatabaseBusy(TransientError):
     server down); the message names the DB."""
 
 
+class NoSpace(TransientError):
+    """A disk or quota filled up while writing (ENOSPC, EDQUOT); what was being written was removed and nothing
+    changed. Transient, not bad input: the data are fine and the same call works once an operator frees space, so
+    the CLI exits 75 and Airflow retries with back-off (a disk freed within the retries heals the run by itself)."""
+
+
 class AirflowAPIError(TransientError):
     """Airflow's REST API could not be reached or refused a call."""

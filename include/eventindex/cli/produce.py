@@ -78,10 +78,13 @@ def cmd_load(args) -> int:
     _save_menus(catalog, args.menus)
     ddm, skipped = _data_catalogue(Settings.from_env())
     refused: list = []
-    with progress() as bar:
-        task = bar.add_task("loading datasets", total=None)
-        results = load_staged(catalog, args.staging, progress=lambda i, n: bar.update(task, completed=i, total=n),
-                              ddm=ddm, allow_duplicates=args.allow_duplicates, refused=refused)
+    try:
+        with progress() as bar:
+            task = bar.add_task("loading datasets", total=None)
+            results = load_staged(catalog, args.staging, progress=lambda i, n: bar.update(task, completed=i, total=n),
+                                  ddm=ddm, allow_duplicates=args.allow_duplicates, refused=refused)
+    finally:  # a full disk or a service down stops the command (exit 75): the refusals so far are reported too
+        _report_refused(refused)
     if skipped:
         err.print(f"note: {skipped}", highlight=False, soft_wrap=True)
     if args.json:
@@ -92,11 +95,14 @@ def cmd_load(args) -> int:
                       f"({r.duplicates} duplicates) in {r.seconds:.2f} s")
         if not results and not refused:
             out.print(f"nothing to load in {args.staging} (no produced dataset folders)")
+    return 1 if refused else 0
+
+
+def _report_refused(refused: list) -> None:
     from rich.text import Text
 
     for _, exc in refused:
         err.print(Text.assemble(("error: ", "red"), f"not loaded: {exc}"), highlight=False, soft_wrap=True)
-    return 1 if refused else 0
 
 
 def _data_catalogue(settings):

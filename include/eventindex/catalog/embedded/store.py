@@ -18,14 +18,17 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
+import sqlalchemy as sa
 
+from ... import metadata as md
+from ...errors import NoSpace
 from ...schema import BASE_FIELDS, stage_key
 from ..base import CatalogBase
 from ..records import LoadResult, duplicate_table, is_ref_column, trigger_counts
 from ..selection import BadSelection, Selection, check_pairs, event_id, make_selection
 from . import events, garbage
 from .events import ScanStats, Version
-from .files import write_atomic
+from .files import is_no_space, remove_version, write_atomic
 from .keys import KeyFile, lookup_table, match_record, write_keys
 from .patterns import TriggerPatterns, pattern_numbers, write_patterns
 
