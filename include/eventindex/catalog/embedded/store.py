@@ -137,21 +137,41 @@ class EmbeddedCatalog(CatalogBase):
         folder = self.root / "data" / f"dataset={p.ds.name}"
         folder.mkdir(parents=True, exist_ok=True)
         pq_path = folder / f"{load_id}.parquet"
-        # The Parquet writer releases the GIL: write it on a second core while the key file and counts are made.
-        with ThreadPoolExecutor(max_workers=1) as pool:
-            parquet = pool.submit(write_atomic, pq_path,
-                                  lambda path: pq.write_table(p.table, path, **PARQUET_OPTIONS))
-            try:
-                self._write_index(p.table, p.stages, load_id, folder)
-                p.counts = trigger_counts(p.table, json.loads(p.row["smks"]))
-            finally:
-                parquet.result()
-        replaced = self._commit(p, load_id, str(pq_path.relative_to(self.root)))
+        try:
+            # The Parquet writer releases the GIL: write it on a second core while the key file and counts are made.
+            with ThreadPoolExecutor(max_workers=1) as pool:
+                parquet = pool.submit(write_atomic, pq_path,
+                                      lambda path: pq.write_table(p.table, path, **PARQUET_OPTIONS))
+                try:
+                    self._write_index(p.table, p.stages, load_id, folder)
+                    p.counts = trigger_counts(p.table, json.loads(p.row["smks"]))
+                finally:
+                    parquet.result()
+            replaced = self._commit(p, load_id, str(pq_path.relative_to(self.root)))
+        except BaseException as exc:
+            self._abandon(p.ds.name, folder, load_id, exc)
+            raise
         # Replaced versions stay a while (from their replacement) for readers that resolved them just before it.
         garbage.tidy(self.root, self.engine, folder, REPLACED_GRACE_S)
         n = p.table.num_rows
         return LoadResult(p.ds.name, load_id, n, p.row["unique_events"], n - p.row["unique_events"],
                           len(p.file_rows), replaced, time.perf_counter() - started)
+
+    def _abandon(self, dataset: str, folder: Path, load_id: str, exc: BaseException) -> None:
+        """A load failed: its files go unless the manifest already names them (the switch committed, and what
+        failed came after it); a full disk becomes one line naming the dataset (``NoSpace``)."""
+        try:
+            with self.engine.connect() as conn:
+                live = conn.execute(sa.select(md.datasets.c.load_id).where(md.datasets.c.name == dataset)).scalar()
+        except Exception:  # the metadata DB cannot say: keep the files (gc removes them once it is sure)
+            live = ...
+        if live not in (load_id, ...):
+            remove_version(folder, load_id)
+        if is_no_space(exc):
+            state = "the load is in the catalogue, what follows a load failed" if live == load_id else \
+                "nothing changed (the previous version, if any, stays visible)"
+            raise NoSpace(f"{dataset}: no space left on the disk of {self.root} (or of the metadata DB) while loading; "
+                          f"{state}; free space and load again") from None
 
     def warm(self) -> int:
         """Open and page in the key files of every live dataset; returns how many."""
