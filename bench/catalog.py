@@ -173,6 +173,9 @@ def main() -> None:
     trigger_bit = menu.locate(TRIGGER)[1]
     ndatasets = max(1, args.events // args.per_dataset)
     runs = 350000 + np.cumsum(rng.integers(5, 50, ndatasets))
+    from eventindex.metadata import upgrade as db_upgrade
+
+    db_upgrade(f"sqlite:///{work / 'metadata.sqlite'}")  # opening never migrates
     cat = EmbeddedCatalog(work / "catalog", f"sqlite:///{work / 'metadata.sqlite'}")
     cat.save_menus([menu])
     pg = conn = None

@@ -90,6 +90,9 @@ def main() -> None:
             dag_s = time.perf_counter() - t
             if done.returncode != 0:
                 raise SystemExit(done.stdout[-3000:] + done.stderr[-3000:])
+            from eventindex.metadata import upgrade as db_upgrade
+
+            db_upgrade(f"sqlite:///{work / 'peer.sqlite'}")  # opening never migrates
             peer_cat = EmbeddedCatalog(work / "peer-catalog", f"sqlite:///{work / 'peer.sqlite'}")
             t = time.perf_counter()
             load_staged(peer_cat, str(staging))

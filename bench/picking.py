@@ -49,6 +49,9 @@ def main() -> None:
         # 1. planning over a large synthetic catalogue
         rng = np.random.default_rng(11)
         menu, pool = trigger_pool(20_000)
+        from eventindex.metadata import upgrade as db_upgrade
+
+        db_upgrade(f"sqlite:///{work / 'meta.sqlite'}")  # opening never migrates
         cat = EmbeddedCatalog(work / "cat", f"sqlite:///{work / 'meta.sqlite'}")
         ddm = LocalRucio(f"sqlite:///{work / 'rucio.sqlite'}")
         per = 200_000
@@ -83,6 +86,9 @@ def main() -> None:
         # 2. end to end on the demo world (real ROOT files)
         home = work / "world-home"
         world, staging, ddm2, _ = produced_world(home, WorldConfig())
+        from eventindex.metadata import upgrade as db_upgrade
+
+        db_upgrade(f"sqlite:///{home / 'meta.sqlite'}")  # opening never migrates
         cat2 = EmbeddedCatalog(home / "cat", f"sqlite:///{home / 'meta.sqlite'}")
         load_staged(cat2, str(staging))
         from eventindex.catalog import make_selection

@@ -169,6 +169,9 @@ def main() -> int:
     per_dataset = min(args.per_dataset, args.events)
     ndatasets = max(1, args.events // per_dataset)
     runs = 350000 + np.cumsum(rng.integers(5, 50, ndatasets))
+    from eventindex.metadata import upgrade as db_upgrade
+
+    db_upgrade(f"sqlite:///{work / 'metadata.sqlite'}")  # opening never migrates
     cat = EmbeddedCatalog(work / "catalog", f"sqlite:///{work / 'metadata.sqlite'}")
     cat.save_menus([menu])  # the selection decodes trigger names through the menus in the metadata
     pg = conn = None
