@@ -134,3 +134,14 @@ def test_db_upgrade_migrates_an_old_db_and_then_the_cli_reads_it(tmp_path):
     assert f"schema 1 (before Alembic) -> {md.SCHEMA_HEAD}" in done.stdout
     assert f"schema {md.SCHEMA_HEAD} (up to date)" in ei("db", "upgrade", env=env).stdout
     assert ei("datasets", "--json", env=env).stdout.strip() == "[]"
+
+
+def test_a_db_made_by_hand_from_the_committed_ddl_is_stamped_at_head(tmp_path):
+    url = f"sqlite:///{tmp_path / 'by-hand.sqlite'}"
+    import sqlite3
+
+    with sqlite3.connect(tmp_path / "by-hand.sqlite") as conn:
+        conn.executescript((ROOT / "sql" / "metadata" / "schema.sqlite.sql").read_text())
+    assert md.schema_of(url) == "none"
+    assert md.upgrade(url) == md.SCHEMA_HEAD
+    assert differences(url) == []
