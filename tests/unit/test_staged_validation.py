@@ -142,8 +142,8 @@ def test_a_changed_first_event_with_the_same_counts_is_refused(staged_world, tmp
     assert len(exc.value.problems) == 1
 
 
-def test_without_a_data_catalogue_the_rucio_checks_are_skipped_and_the_cli_says_so(staged_world, eventindex_home, metadata_home,
-                                                                                    tmp_path, capsys):
+def test_without_a_data_catalogue_the_rucio_checks_are_skipped_and_the_cli_says_so(staged_world, eventindex_home,
+                                                                                    metadata_home, tmp_path, capsys):
     world, _, staging = staged_world
     d = dataset(world, "RAW", stream="express_express")
     eventindex_home.mkdir(parents=True, exist_ok=True)
@@ -196,8 +196,8 @@ def test_a_malformed_summary_is_bad_input_naming_its_path_on_both_paths(staged_w
         ingest.staged_parts(d["name"], str(area))
 
 
-def test_the_cli_loads_the_good_datasets_and_names_the_malformed_summary(staged_world, eventindex_home, metadata_home, tmp_path,
-                                                                          capsys):
+def test_the_cli_loads_the_good_datasets_and_names_the_malformed_summary(staged_world, eventindex_home, metadata_home,
+                                                                          tmp_path, capsys):
     world, _, staging = staged_world
     bad, good = dataset(world, "RAW", stream="express_express"), dataset(world, "RAW", stream="physics_MinBias")
     area = tmp_path / "staging"

@@ -65,7 +65,8 @@ def check_summary(summary, path: str) -> dict:
             raise _malformed(path, f"no {key!r}")
         value = summary[key]
         if not (_is_int(value) if kind is int else isinstance(value, kind)):
-            raise _malformed(path, f"{key!r} is {json.dumps(value)[:40]}, not {'an integer' if kind is int else 'text'}")
+            wanted = "an integer" if kind is int else "text"
+            raise _malformed(path, f"{key!r} is {json.dumps(value)[:40]}, not {wanted}")
     if summary["bytes"] < 0 or summary["nevents"] < 0:
         raise _malformed(path, "'bytes' and 'nevents' must not be negative")
     if not _HEX8.match(summary["adler32"]):
