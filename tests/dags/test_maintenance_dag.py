@@ -8,24 +8,16 @@ import time
 from datetime import timedelta
 
 import pyarrow.parquet as pq
-import pytest
 
 from eventindex import metadata as md
 from eventindex import progress
 from eventindex.catalog import make_selection
 from eventindex.rucio_events import handle_rucio_event, parse_rucio_event
-from eventindex.settings import Settings
 from tests.conftest import dataset
 from tests.dags.conftest import task_states
 
 STALE = "data18_13TeV.00358031.physics_Main.merge.AOD.f1_m1"
 RECENT = "data18_13TeV.00358031.physics_Main.merge.AOD.f2_m2"
-
-
-@pytest.fixture
-def upgraded(eventindex_home):
-    """The metadata DB made as `eventindex db upgrade` makes it (before the catalogue of ``loaded`` is opened)."""
-    md.upgrade(Settings.from_env().metadata_url)
 
 
 def _returned(run, task_id: str) -> dict:
@@ -66,7 +58,7 @@ def _garbage(catalog, staging, world) -> tuple[str, list, list]:
     return name, garbage, live
 
 
-def test_the_maintenance_dag_removes_garbage_and_old_close_records_but_nothing_live(dagbag, upgraded, loaded):
+def test_the_maintenance_dag_removes_garbage_and_old_close_records_but_nothing_live(dagbag, loaded):
     world, _, staging, catalog, _ = loaded
     name, garbage, live = _garbage(catalog, staging, world)
     assert len(garbage) == 4 and all(p.exists() for p in garbage)

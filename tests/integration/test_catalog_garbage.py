@@ -26,12 +26,11 @@ HOUR = 3600
 
 
 @pytest.fixture
-def catalog(eventindex_home):
+def catalog(metadata_home):
     """The catalogue ``eventindex`` opens under EVENTINDEX_HOME, its DB made as `eventindex db upgrade` makes it."""
     from eventindex.settings import Settings
 
     settings = Settings.from_env()
-    md.upgrade(settings.metadata_url)
     return EmbeddedCatalog(settings.catalog_dir, settings.metadata_url)
 
 

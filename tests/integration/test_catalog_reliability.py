@@ -15,7 +15,7 @@ import pytest
 
 from eventindex.catalog import make_selection
 from eventindex.catalog.embedded import EmbeddedCatalog
-from tests.conftest import dataset
+from tests.conftest import dataset, upgraded
 
 pytestmark = pytest.mark.integration
 
@@ -23,14 +23,9 @@ pytestmark = pytest.mark.integration
 @pytest.fixture(params=["sqlite", "postgresql"])
 def metadata_url(request, tmp_path):
     """A metadata DB with its schema made (``eventindex db upgrade``), on SQLite and on PostgreSQL."""
-    from eventindex import metadata as md
-
     if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'meta.sqlite'}"
-    else:
-        url = request.getfixturevalue("postgres").create_database(f"r{uuid.uuid4().hex[:12]}")
-    md.upgrade(url)
-    return url
+        return upgraded(f"sqlite:///{tmp_path / 'meta.sqlite'}")
+    return upgraded(request.getfixturevalue("postgres").create_database(f"r{uuid.uuid4().hex[:12]}"))
 
 
 def _reloader(root, url, name, path, rounds, errors):
