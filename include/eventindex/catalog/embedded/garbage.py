@@ -14,11 +14,12 @@ A file under ``data/dataset=<name>/`` is named ``<load_id><suffix>`` (``.parquet
 - **orphan**: complete but never committed (a crash between the write and the commit); removed once ``min_age_s``
   old, which leaves a load in progress the time to commit it.
 
-A file some process holds open (read from ``/proc`` on Linux) is kept whatever its age and collected next time:
-unlinking it would be harmless to a reader that has it open (POSIX keeps the inode) but not to one about to reopen
-it, and the disk space would not come back until it closes anyway. The manifest is read from the metadata DB
-itself, not from a cache, just before the files are listed: a version committed after that read was written after
-it too, so it is younger than any sensible ``min_age_s``.
+A file some process holds open or has memory-mapped (read from ``/proc`` on Linux; readers map key files) is kept
+whatever its age and collected next time: unlinking it would be harmless to a reader that has it open (POSIX keeps
+the inode) but not to one about to reopen it, and the disk space would not come back until it is closed anyway.
+The manifest is read from the metadata DB itself, not from a cache, just before the files are listed: a version
+committed after that read was written after it too, so it is younger than any sensible ``min_age_s`` (0 is for an
+operator who knows no load runs).
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from ... import metadata as md
 from ...errors import EventIndexError
 
 SUFFIXES = (".parquet", ".keys.arrow", ".triggers.arrow")
+GENERATION_TMP_AGE_S = 60
 log = logging.getLogger(__name__)
 
 
@@ -142,8 +144,10 @@ def collect(root: Path, engine: sa.Engine, min_age_s: float = 3600, *, dry_run: 
         else:
             reason, since = "orphan", st.st_mtime
         entry = {"path": str(path), "bytes": st.st_size, "reason": reason}
-        if now - since < min_age_s:
-            result.kept.append({**entry, "reason": f"{reason}, younger than {min_age_s:g} s"})
+        # GENERATION's temporary file lives microseconds, closed before its rename: a minute, whatever min_age_s
+        wait = max(min_age_s, GENERATION_TMP_AGE_S) if load_id is None else min_age_s
+        if now - since < wait:
+            result.kept.append({**entry, "reason": f"{reason}, younger than {wait:g} s"})
             continue
         if held is False:
             held = open_files(root)
