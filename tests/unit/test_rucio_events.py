@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from eventindex import metadata as md
 from eventindex import progress
@@ -165,3 +167,54 @@ def test_an_obsolete_dataset_can_still_be_erased_but_not_made_obsolete_again(cat
     shown = catalog.show(aod["name"])
     assert shown["status"] == "erased"
     assert [h["action"] for h in shown["history"]] == ["load", "obsolete", "erase"]
+
+
+# ---- fuzzing: only an event, None (not for us) or PoisonMessage comes out -----------------------------------------
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(min_value=-(2**70), max_value=2**70) | st.floats() | st.text(max_size=16)
+    | st.sampled_from(["close", "ERASE", "data18_13TeV", AOD, "user.jdoe"]),
+    lambda children: st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=8), children, max_size=3),
+    max_leaves=10)
+
+
+EDGES = st.sampled_from([2**31 - 1, 2**31, 2**63 - 1, 2**63, 10**30, -1, 1.5, True, "3", [[[]]], {"n": 1}])
+
+
+@st.composite
+def mutated_events(draw) -> str:
+    msg = json.loads(draw(st.sampled_from([close_body(), erase_body()])))
+    for _ in range(draw(st.integers(1, 3))):
+        where = draw(st.sampled_from(["event_type", "payload", "created_at", "scope", "name", "length", "events",
+                                      "bytes", "account"]))
+        holder = msg if where in ("event_type", "payload", "created_at") or not isinstance(msg.get("payload"), dict) \
+            else msg["payload"]
+        if draw(st.booleans()):
+            holder.pop(where, None)
+        else:
+            holder[where] = draw(EDGES | json_values)
+    return json.dumps(msg)
+
+
+def event_or_poison(body):
+    try:
+        event = parse_rucio_event(body)
+    except PoisonMessage as exc:
+        assert "\n" not in str(exc) and len(str(exc)) < 1000, str(exc)
+        return None
+    if event is not None and event["event_type"] == "close":  # what reaches the INTEGER and BIGINT columns
+        assert all(type(event[k]) is int or event[k] is None for k in ("files", "events", "bytes"))
+        assert 0 <= (event["files"] or 0) <= 2**31 - 1 and 0 <= (event["events"] or 0) <= 2**63 - 1
+    return event
+
+
+@settings(max_examples=200, deadline=None)
+@given(json_values | st.text(max_size=100) | st.binary(max_size=100))
+def test_fuzz_any_body_is_an_event_none_or_poison(value):
+    event_or_poison(value if isinstance(value, (str, bytes)) else json.dumps(value))
+
+
+@settings(max_examples=300, deadline=None)
+@given(mutated_events())
+def test_fuzz_a_mutated_close_or_erase_is_an_event_none_or_poison(body):
+    event_or_poison(body)
