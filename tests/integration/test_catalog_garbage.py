@@ -107,17 +107,30 @@ def test_live_versions_of_every_status_are_never_removed(catalog, aod, staged_wo
     assert catalog.count(make_selection(dataset=name)) == table.num_rows
 
 
-def test_a_partial_file_is_kept_while_a_process_holds_it_open(catalog, aod):
+def test_a_load_whose_writer_holds_a_file_open_keeps_all_its_files(catalog, aod):
     name, table = aod
     live = catalog.load(name, table).load_id
-    (part,) = _orphan(catalog, name, "18f0000000000000-deadbeef", ".parquet.part")
-    _age([part], 10 * HOUR)
+    # a big load still writing its Parquet file, its key file done hours ago
+    keys, part = _orphan(catalog, name, "18f0000000000000-deadbeef", ".keys.arrow", ".parquet.part")
+    _age([keys, part], 10 * HOUR)
     with open(part, "ab"):  # its writer is alive (here: this process)
         kept = catalog.gc(min_age_s=0)
-        assert kept.removed == [] and kept.kept[0]["reason"] == "partial, open in a running process"
-    done = catalog.gc(min_age_s=0)
-    assert [(r["path"], r["reason"]) for r in done.removed] == [(str(part), "partial")]
+        assert kept.removed == []
+        assert [k["reason"] for k in kept.kept] == ["orphan, its load still runs (a file is open)",
+                                                    "partial, its load still runs (a file is open)"]
+    done = catalog.gc(min_age_s=0)  # the writer is gone
+    assert [(r["path"], r["reason"]) for r in done.removed] == [(str(keys), "orphan"), (str(part), "partial")]
     assert set(_files(catalog)) == {live}
+
+
+def test_a_load_goes_only_once_none_of_its_files_was_written_to_for_the_min_age(catalog, aod):
+    name, table = aod
+    catalog.load(name, table)
+    keys, part = _orphan(catalog, name, "18f0000000000004-abcdef01", ".keys.arrow", ".parquet.part")
+    _age([keys], 10 * HOUR)  # the Parquet file was written to just now
+    assert catalog.gc(min_age_s=HOUR).removed == []
+    _age([part], 2 * HOUR)
+    assert len(catalog.gc(min_age_s=HOUR).removed) == 2
 
 
 def test_a_replaced_version_a_reader_still_maps_is_kept_until_the_reader_lets_it_go(catalog, aod):

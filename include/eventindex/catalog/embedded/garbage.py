@@ -9,10 +9,13 @@ A file under ``data/dataset=<name>/`` is named ``<load_id><suffix>`` (``.parquet
 - **replaced** when ``load_history`` says a reload replaced its load id: a reader that resolved the manifest just
   before the switch may still open it, so it stays ``min_age_s`` after the replacement (not after it was written:
   a version written a week ago and replaced a second ago is still in use);
-- **partial** (``.part``): a load in progress writes it, or a crashed load left it; removed once no process on this
-  machine holds it open and it has not been written to for ``min_age_s``;
-- **orphan**: complete but never committed (a crash between the write and the commit); removed once ``min_age_s``
-  old, which leaves a load in progress the time to commit it.
+- **partial** (``.part``): a load in progress writes it, or a crashed load left it;
+- **orphan**: complete but never committed (a crash between the write and the commit, or a load still writing its
+  other files: the key file is done long before the Parquet file of a big dataset).
+
+Partial and orphan files of one load id go together, once none of them has been written to for ``min_age_s`` and
+no process holds any of them open (a writer that is alive holds the file it writes), which leaves a load in
+progress the time to commit.
 
 A file some process holds open or has memory-mapped (read from ``/proc`` on Linux; readers map key files) is kept
 whatever its age and collected next time: unlinking it would be harmless to a reader that has it open (POSIX keeps
@@ -26,6 +29,7 @@ from __future__ import annotations
 
 import logging
 import os
+import stat
 import time
 from dataclasses import dataclass, field
 from datetime import timezone
@@ -115,52 +119,66 @@ def collect(root: Path, engine: sa.Engine, min_age_s: float = 3600, *, dry_run: 
             folders: list[Path] | None = None) -> GcResult:
     """Remove the store's garbage under ``root`` (only in ``folders`` when given), as the module docstring says.
 
-    ``min_age_s``: how long a replaced version outlives its replacement, and how old a partial or orphan file must
-    be; ``dry_run``: report only. Returns the files removed and those kept for now, with their reasons.
+    ``min_age_s``: how long a replaced version outlives its replacement, and how long a load's files must all have
+    been left alone; ``dry_run``: report only. Returns the files removed and those kept for now, with their reasons.
     """
     if not min_age_s >= 0:  # NaN would make every age old enough
         raise ValueError(f"min_age_s must be a number >= 0, not {min_age_s!r}")
     live, replaced = _replaced_at(engine)
-    held: set[str] | None | bool = False  # read from /proc only when a file is old enough to go
-    now = time.time()
-    result = GcResult(dry_run=dry_run)
     if folders is None:
         folders = sorted((root / "data").glob("dataset=*")) if (root / "data").is_dir() else []
-    candidates = [p for folder in folders for p in sorted(_entries(folder))]
-    candidates += sorted(p for p in root.glob(".GENERATION.*") if p.is_file())  # a crash inside _bump_generation
-    for path in candidates:
-        parts = (None, "", True) if path.name.startswith(".GENERATION.") else split_name(path.name)
-        if parts is None or parts[0] in live:
-            continue
-        load_id, _, partial = parts
-        try:
-            st = path.stat()
-        except FileNotFoundError:
-            continue
-        if partial:
-            reason, since = "partial", st.st_mtime
+    groups: dict[tuple, list[tuple[Path, os.stat_result, str]]] = {}
+    for folder in folders:
+        for path in sorted(_entries(folder)):
+            parts = split_name(path.name)
+            if parts is not None and parts[0] not in live:
+                _add(groups, (folder, parts[0]), path, "partial" if parts[2] else
+                     "replaced" if parts[0] in replaced else "orphan")
+    for path in sorted(root.glob(".GENERATION.*")):  # a crash inside _bump_generation
+        _add(groups, (None, path.name), path, "partial")
+    held: set[str] | None | bool = False  # read from /proc only when a file is old enough to go
+    result = GcResult(dry_run=dry_run)
+    now = time.time()
+    for (folder, load_id), files in groups.items():
+        if folder is None:  # GENERATION's temporary file lives microseconds: a minute, whatever min_age_s
+            wait, since = max(min_age_s, GENERATION_TMP_AGE_S), files[0][1].st_mtime
         elif load_id in replaced:
-            reason, since = "replaced", replaced[load_id]
-        else:
-            reason, since = "orphan", st.st_mtime
-        entry = {"path": str(path), "bytes": st.st_size, "reason": reason}
-        # GENERATION's temporary file lives microseconds, closed before its rename: a minute, whatever min_age_s
-        wait = max(min_age_s, GENERATION_TMP_AGE_S) if load_id is None else min_age_s
+            wait, since = min_age_s, max([replaced[load_id], *(st.st_mtime for _, st, r in files if r == "partial")])
+        else:  # a load's files go together, once none has been written to for min_age_s
+            wait, since = min_age_s, max(st.st_mtime for _, st, _ in files)
         if now - since < wait:
-            result.kept.append({**entry, "reason": f"{reason}, younger than {wait:g} s"})
+            result.kept += [_entry(p, st, f"{r}, younger than {wait:g} s") for p, st, r in files]
             continue
         if held is False:
             held = open_files(root)
-        if held is not None and os.path.realpath(path) in held:
-            result.kept.append({**entry, "reason": f"{reason}, open in a running process"})
+        is_held = [held is not None and os.path.realpath(p) in held for p, _, _ in files]
+        if any(is_held) and load_id not in replaced:  # its writer is alive: the load is still in progress
+            result.kept += [_entry(p, st, f"{r}, its load still runs (a file is open)") for p, st, r in files]
             continue
-        if not dry_run:
-            try:
-                path.unlink()
-            except FileNotFoundError:  # a concurrent gc (the load's own, or another process) was first
+        for (path, st, reason), open_now in zip(files, is_held):
+            if open_now:  # a reader maps or holds this file of a replaced version
+                result.kept.append(_entry(path, st, f"{reason}, open in a running process"))
                 continue
-        result.removed.append(entry)
+            if not dry_run:
+                try:
+                    path.unlink()
+                except FileNotFoundError:  # a concurrent gc (the load's own, or another process) was first
+                    continue
+            result.removed.append(_entry(path, st, reason))
     return result
+
+
+def _add(groups: dict, key: tuple, path: Path, reason: str) -> None:
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return
+    if stat.S_ISREG(st.st_mode):
+        groups.setdefault(key, []).append((path, st, reason))
+
+
+def _entry(path: Path, st: os.stat_result, reason: str) -> dict:
+    return {"path": str(path), "bytes": st.st_size, "reason": reason}
 
 
 def tidy(root: Path, engine: sa.Engine, folder: Path, min_age_s: float) -> None:
