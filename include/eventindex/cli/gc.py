@@ -36,9 +36,10 @@ def register(sub) -> None:
                     ["eventindex gc --dry-run", "eventindex gc --min-age 30m --json",
                      "eventindex gc --close-retention 30"])
     p.add_argument("--min-age", type=duration, default=3600, metavar="AGE",
-                   help="keep replaced versions this long after their replacement, and files of crashed loads this "
-                        "long after their last write (default 1h; a load in progress must commit within it, so use "
-                        "less only when no load runs)")
+                   help="keep replaced versions this long after their replacement (for queries that resolved them "
+                        "before), and files of crashed loads this long after their last write (default 1h; a load "
+                        "in progress holds the file it writes and commits seconds after its last one: use 0 only "
+                        "when no load runs)")
     p.add_argument("--close-retention", type=days, metavar="DAYS",
                    help="also forget the Rucio CLOSE records of datasets nobody announced, older than DAYS "
                         "(default: keep them)")
