@@ -9,7 +9,7 @@ from airflow.sdk import BaseOperator, BaseSensorOperator
 from airflow.sdk.exceptions import AirflowFailException
 
 from eventindex import announcements, ingest, progress
-from eventindex.errors import BadInput, NotFound, Problem, ValidationFailed
+from eventindex.errors import BadInput, BadLoad, NotFound, Problem, ValidationFailed
 from eventindex.naming import parse
 from eventindex.workarea import WorkArea
 
@@ -71,6 +71,8 @@ class WaitCompleteSensor(BaseSensorOperator):
         except (BadInput, NotFound) as exc:  # waiting will not make a malformed name or summary valid, nor conjure
             # a dataset: fail without retries
             self.log.error("%s", exc)
+            if isinstance(exc, BadLoad):  # a malformed summary: the operators see it where they see the others
+                progress.mark(hook.get_engine(), name, progress.FAILED, str(exc)[:500])
             raise AirflowFailException(str(exc)) from None
         self.log.info("%s: %s", name, seen.detail)
         if seen.stuck:

@@ -182,6 +182,7 @@ def test_a_dataset_unknown_to_rucio_or_a_malformed_summary_fails_the_wait_withou
     tis = {ti.task_id: ti for ti in run.get_task_instances()}
     assert str(tis["wait_complete"].state) == "failed" and tis["wait_complete"].try_number == 1
     assert open_catalog(Settings.from_env()).datasets() == []
-    if case == "unknown to Rucio":
-        detail = progress.get(sa.create_engine(Settings.from_env().metadata_url), name)["detail"]
-        assert detail == f"{name} is unknown to Rucio after 0 minutes"
+    detail = progress.get(sa.create_engine(Settings.from_env().metadata_url), name)["detail"]
+    assert detail == (f"{name} is unknown to Rucio after 0 minutes" if case == "unknown to Rucio" else
+                      f"{summary}: malformed producer summary: not JSON (Expecting property name enclosed in double "
+                      "quotes at line 1 column 2)")
