@@ -138,20 +138,22 @@ def _unique(run: np.ndarray, evt: np.ndarray) -> int:
     return int(len(r) - ((r[1:] == r[:-1]) & (e[1:] == e[:-1])).sum())
 
 
-def part_problems(ds: DatasetName, part: StagedPart, table: pa.Table) -> tuple[list[Problem], dict[str, int]]:
-    """What is wrong with one part against its own summary; and the part's events per GUID."""
+def part_problems(ds: DatasetName, part: StagedPart,
+                  table: pa.Table) -> tuple[list[Problem], dict[str, int], int | None]:
+    """What is wrong with one part against its own summary; the part's events per GUID; its unique events."""
     name, summary, job = ds.name, part.summary, job_label(part_of(part.summary))
     problems: list[Problem] = []
     column = f"{ds.datatype}_guid"
     if table.column(column).null_count:
-        return [Problem(name, part.name, f"{job}: {table.column(column).null_count} records without a file GUID")], {}
+        return [Problem(name, part.name, f"{job}: {table.column(column).null_count} records without a file GUID")], \
+            {}, None
     mine = _per_guid(table, column)
     if table.num_rows != summary["nevents"]:
         problems.append(Problem(name, part.name, f"{job}: the producer summary says {summary['nevents']} events, "
                                                  f"the index file holds {table.num_rows}"))
     told_unique = summary.get("unique_events")
+    unique = _unique(table.column("run_number").to_numpy(), table.column("event_number").to_numpy())
     if told_unique is not None:
-        unique = _unique(table.column("run_number").to_numpy(), table.column("event_number").to_numpy())
         if unique != told_unique:
             problems.append(Problem(name, part.name, f"{job}: the producer summary says {told_unique} unique "
                                                      f"events, the index file holds {unique}"))
@@ -166,7 +168,7 @@ def part_problems(ds: DatasetName, part: StagedPart, table: pa.Table) -> tuple[l
             if t.get(key) is not None and t[key] != m[key]:
                 problems.append(Problem(name, guid, f"{job}: the producer summary says {what} {t[key]}, the index "
                                                     f"holds {m[key]}"))
-    return problems, {g: v["nevents"] for g, v in mine.items()}
+    return problems, {g: v["nevents"] for g, v in mine.items()}, unique
 
 
 def validate_parts(dataset: str, parts: list[StagedPart], ddm=None, announced: list[dict] | None = None,
@@ -182,7 +184,7 @@ def validate_parts(dataset: str, parts: list[StagedPart], ddm=None, announced: l
     problems: list[Problem] = []
     counts: dict[str, int] = {}
     owner: dict[str, tuple] = {}
-    runs, events, tables = [], [], []
+    runs, events, tables, uniques = [], [], [], []
     told_by_job = {(int(m.get("task_id") or 0), int(m.get("job_id") or 0)): m for m in announced or []}
     for part in parts:
         try:
@@ -194,7 +196,7 @@ def validate_parts(dataset: str, parts: list[StagedPart], ddm=None, announced: l
         except Exception as exc:  # pyarrow raises many kinds for a damaged file
             problems.append(Problem(name, part.name, f"unreadable index file ({type(exc).__name__}: {exc})"))
             continue
-        found, mine = part_problems(ds, part, table)
+        found, mine, unique = part_problems(ds, part, table)
         problems += found
         job = part_of(part.summary)
         for guid, n in mine.items():
@@ -212,12 +214,14 @@ def validate_parts(dataset: str, parts: list[StagedPart], ddm=None, announced: l
                                                         f"events, the index holds {mine.get(guid, 0)}"))
         runs.append(table.column("run_number").to_numpy())
         events.append(table.column("event_number").to_numpy())
+        uniques.append(unique)
         if keep_tables:
             tables.append(table)
     duplicates = 0
     if runs:
         run, evt = np.concatenate(runs), np.concatenate(events)
-        duplicates = len(run) - _unique(run, evt)
+        # one part: its own count says it (the sort is the costliest step of the checks)
+        duplicates = len(run) - (uniques[0] if len(runs) == 1 and uniques[0] is not None else _unique(run, evt))
         if duplicates and not allow_duplicates:
             problems.append(Problem(name, None, f"{duplicates} events appear more than once in the dataset"))
     rucio = "skipped (no data catalogue configured)"
