@@ -22,6 +22,7 @@ from .errors import SchemaOutOfDate
 # the Alembic revision this code needs (the head of migrations/versions; a test keeps the two in step): opening a DB
 # compares with it without importing Alembic
 SCHEMA_HEAD = "0009"
+SCHEMA_HISTORY = ("0009",)  # every revision, oldest first: a DB at another one was migrated by newer code
 metadata = sa.MetaData()
 
 datasets = sa.Table(
@@ -226,7 +227,11 @@ def _schema_of(dbapi_conn) -> str:
 
 
 def _needs_upgrade(label: str, found: str) -> SchemaOutOfDate:
-    return SchemaOutOfDate(f"{label} is at schema {found}, this code needs {SCHEMA_HEAD}: run `eventindex db upgrade`")
+    if found in SCHEMA_HISTORY or found.startswith("none") or found.endswith("(before Alembic)"):
+        advice = "run `eventindex db upgrade`"
+    else:  # a revision this code does not know: newer code migrated the DB
+        advice = "a newer eventindex migrated it: run that version"
+    return SchemaOutOfDate(f"{label} is at schema {found}, this code needs {SCHEMA_HEAD}: {advice}")
 
 
 def make_engine(url: str, *, check: bool = True, busy_timeout: float | None = None) -> sa.Engine:

@@ -44,6 +44,18 @@ def _statements(sql: str) -> set[str]:
 
 def test_schema_head_in_code_is_the_head_of_the_migration_history():
     assert migrations.revisions()[-1] == md.SCHEMA_HEAD
+    assert migrations.revisions() == md.SCHEMA_HISTORY
+
+
+def test_a_db_migrated_by_newer_code_is_refused_without_advising_an_upgrade(tmp_path):
+    url = f"sqlite:///{tmp_path / 'm.sqlite'}"
+    md.upgrade(url)
+    with sa.create_engine(url).begin() as conn:
+        conn.exec_driver_sql("update alembic_version set version_num = 'ffff'")
+    engine = md.make_engine(url)
+    with pytest.raises(SchemaOutOfDate, match="is at schema ffff, this code needs .*: a newer eventindex migrated it"):
+        engine.connect()
+    engine.dispose()
 
 
 def test_a_fresh_db_gets_exactly_the_committed_ddl(tmp_path):
