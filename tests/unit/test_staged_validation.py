@@ -174,6 +174,9 @@ MALFORMED = {
     "guids not a list": lambda s: json.dumps({**s, "guids": {"a": 1}}).encode(),
     "a guid count as text": lambda s: json.dumps({**s, "guids": [{**s["guids"][0], "nevents": "7"}]}).encode(),
     "task_id negative": lambda s: json.dumps({**s, "task_id": -1}).encode(),
+    "an lfn as a number": lambda s: json.dumps({**s, "guids": [{**s["guids"][0], "lfn": 7}]}).encode(),
+    "first_event not a pair": lambda s: json.dumps({**s, "guids": [{**s["guids"][0], "first_event": [1]}]}).encode(),
+    "not UTF-8": lambda s: b'{"dataset": "\xff"}',
 }
 
 

@@ -87,6 +87,8 @@ def check_summary(summary, path: str) -> dict:
             guid_key(g["guid"])
         except (ValueError, TypeError):
             raise _malformed(path, f"guids[{i}]: {g['guid'][:40]!r} is not a GUID") from None
+        if g.get("lfn") is not None and not isinstance(g["lfn"], str):
+            raise _malformed(path, f"guids[{i}]: 'lfn' is not text")
         if g.get("unique") is not None and not _is_int(g["unique"]):
             raise _malformed(path, f"guids[{i}]: 'unique' is not an integer")
         for key in ("first_event", "last_event"):
