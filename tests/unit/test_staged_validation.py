@@ -217,3 +217,23 @@ def test_the_cli_loads_the_good_datasets_and_names_the_malformed_summary(staged_
     from eventindex.catalog import open_catalog
 
     assert [d["name"] for d in open_catalog().datasets()] == [good["name"]]
+
+
+def test_an_unreadable_part_with_a_matching_checksum_is_one_problem_naming_it(staged_world, tmp_path):
+    """The producer's checksum of a file that is not Parquet at all (a truncated copy re-summed): refused in one
+    line naming the part, on the CLI path as on the DAG's."""
+    world, _, staging = staged_world
+    d = dataset(world, "RAW", stream="express_express")
+    folder = _copy(staging, d["name"], tmp_path / "staging")
+    summary_path = next(folder.glob("*.summary.json"))
+    summary = json.loads(summary_path.read_text())
+    parquet = folder / summary["parquet"]
+    data = parquet.read_bytes()[: 1000]
+    parquet.write_bytes(data)
+    summary.update(bytes=len(data), adler32=f"{zlib.adler32(data) & 0xFFFFFFFF:08x}")
+    summary_path.write_text(json.dumps(summary))
+    with pytest.raises(ValidationFailed) as exc:
+        load_staged(None, str(tmp_path / "staging"))
+    [problem] = exc.value.problems
+    assert problem.file == summary["parquet"] and problem.what.startswith("unreadable index file")
+    assert "\n" not in str(exc.value)

@@ -196,7 +196,8 @@ def validate_parts(dataset: str, parts: list[StagedPart], ddm=None, announced: l
             problems.append(Problem(name, part.name, str(exc)))
             continue
         except Exception as exc:  # pyarrow raises many kinds for a damaged file
-            problems.append(Problem(name, part.name, f"unreadable index file ({type(exc).__name__}: {exc})"))
+            why = " ".join(str(exc).split())  # Arrow's messages may span lines: the report is one
+            problems.append(Problem(name, part.name, f"unreadable index file ({type(exc).__name__}: {why})"))
             continue
         found, mine, unique = part_problems(ds, part, table)
         problems += found
