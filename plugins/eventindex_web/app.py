@@ -13,7 +13,7 @@ from fastapi.staticfiles import StaticFiles
 
 from eventindex.errors import BadInput, ConfigurationError, EventIndexError, NotFound, TransientError
 
-from .api import datasets, histograms, picks, queries
+from .api import datasets, histograms, me, picks, queries
 
 HERE = Path(__file__).parent
 PAGES = ("operations", "queries", "picking")
@@ -38,9 +38,23 @@ def create_app() -> FastAPI:
     app = FastAPI(title="EventIndex", version="1",
                   description="The event catalogue's REST API: datasets, event lookup, counts, overlaps, selections "
                               "and event picking. Authenticate with Airflow's JWT (`POST /auth/token`) as a Bearer "
-                              "token, or the Airflow UI's session.")
-    for router in (datasets.router, queries.router, histograms.router, picks.router):
+                              "token, or the Airflow UI's session (reads only: writes need the Bearer token).",
+                  docs_url=None, redoc_url=None)
+    for router in (me.router, datasets.router, queries.router, histograms.router, picks.router):
         app.include_router(router, prefix="/api/v1")
+
+    @app.get("/docs", include_in_schema=False)
+    def _docs(request: Request):
+        """Swagger UI from the vendored swagger-ui-dist (``static/vendor/``), not FastAPI's default CDN: the machines
+        that serve it have no internet."""
+        from fastapi.openapi.docs import get_swagger_ui_html
+
+        root = request.scope.get("root_path", "")
+        return get_swagger_ui_html(openapi_url=f"{root}{app.openapi_url}", title="EventIndex API",
+                                   swagger_js_url=f"{root}/static/vendor/swagger-ui-bundle.js",
+                                   swagger_css_url=f"{root}/static/vendor/swagger-ui.css",
+                                   swagger_favicon_url=f"{root}/static/vendor/swagger-favicon-32x32.png",
+                                   swagger_ui_parameters={"validatorUrl": None})  # no call to swagger.io
 
     @app.exception_handler(EventIndexError)
     async def _core_error(request: Request, exc: EventIndexError):

@@ -8,6 +8,7 @@ RSE, and read back through their URIs, never through a path of the machine that 
 
 from __future__ import annotations
 
+import re
 import shutil
 import tempfile
 from contextlib import contextmanager
@@ -20,6 +21,7 @@ import pyarrow.fs as pafs
 from ..errors import NotFound
 from ..staging import atomic_output, open_staging, uri_of
 
+_PLAIN = re.compile(r"[A-Za-z0-9_.+-]{1,255}")  # an output's LFN as a file name of the request's folder
 _SECRET_WORDS = ("key", "secret", "token", "password", "credential")  # query options that may carry credentials
 
 
@@ -87,3 +89,26 @@ def _open(uri: str) -> tuple[pafs.FileSystem, str]:
     if uri.startswith("file://"):  # a PFN of the local RSE
         return pafs.LocalFileSystem(), unquote(urlsplit(uri).path)
     return open_staging(uri)
+
+
+def read_output(area: str | Path, request_id: str, name: str, chunk: int = 1 << 20) -> tuple[int, Iterator[bytes]]:
+    """(size, chunks) of the output file ``name`` of the request ``request_id`` in the output RSE's storage ``area``
+    (``<area>/<request folder>/<name>``, where extraction stored it): what the web app streams as a download. ``name``
+    must be a plain file name (no folder, no ``..``): nothing outside the request's own folder can be named.
+    Raises :class:`NotFound` naming the file."""
+    from ..workarea import run_folder
+
+    folder = run_folder(request_id)
+    if not _PLAIN.fullmatch(name) or name.startswith(".") or folder.startswith("."):
+        raise NotFound(f"no output file {name[:100]!r} in picking request {request_id[:100]}")
+    fs, path = _open(uri_of(str(area), folder, name))
+    if fs.get_file_info(path).type != pafs.FileType.File:
+        raise NotFound(f"no output file {name} in picking request {request_id}")
+    size = fs.get_file_info(path).size
+
+    def chunks() -> Iterator[bytes]:
+        with fs.open_input_stream(path) as src:
+            while data := src.read(chunk):
+                yield data
+
+    return size, chunks()

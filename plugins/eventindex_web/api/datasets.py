@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query
 
 from eventindex import monitoring
 
-from ..auth import INGEST_DAG, Authenticated, Reader
+from ..auth import INGEST_DAG, Reader, Writer
 from ..runs import dataset_runs
 from . import catalog
 
@@ -41,13 +41,13 @@ def _change(name: str, who, action: Literal["obsolete", "restore"]):
 
 @router.post("/datasets/{name}/obsolete", summary="hide a dataset from queries, keeping its history "
                                                   "(`eventindex obsolete`); needs edit access")
-def obsolete_dataset(name: str, who: Authenticated):
+def obsolete_dataset(name: str, who: Writer):
     return _change(name, who, "obsolete")
 
 
 @router.post("/datasets/{name}/restore", summary="make an obsolete dataset visible again (`eventindex restore`); "
                                                  "needs edit access")
-def restore_dataset(name: str, who: Authenticated):
+def restore_dataset(name: str, who: Writer):
     return _change(name, who, "restore")
 
 

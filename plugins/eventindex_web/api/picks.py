@@ -7,12 +7,13 @@ the run acts as them (outputs in their scope)."""
 from __future__ import annotations
 
 from fastapi import APIRouter, File, Form, Query, Request, UploadFile, status
+from fastapi.responses import StreamingResponse
 
 from eventindex import picking
 from eventindex.airflow_api import AirflowAPI
 from eventindex.errors import BadRequest, NotFound
 
-from ..auth import PICK_DAG, Authenticated, Reader
+from ..auth import PICK_DAG, Reader, Writer
 from ..runs import pick_run, run_url
 from . import engine, settings
 
@@ -54,7 +55,7 @@ def _airflow_url(request: Request) -> str:
 @router.post("/picks", status_code=status.HTTP_201_CREATED,
              summary="submit a picking request (multipart: the file of 'run event' lines and the parameters); "
                      "triggers eventindex_pick as the caller")
-async def submit(request: Request, who: Authenticated, events: UploadFile = File(...),
+async def submit(request: Request, who: Writer, events: UploadFile = File(...),
                  datatype: str = Form(...), project: str | None = Form(None), stream: str | None = Form(None),
                  version: str | None = Form(None), output: str | None = Form(None),
                  max_events: str | None = Form(None), backend: str | None = Form(None),
@@ -100,3 +101,23 @@ def show_pick(request_id: str, who: Reader):
               for t in tasks if t["state"] == "failed"]  # the steps that failed, not those that never ran for it
     return {**row, "run": {k: v for k, v in (run or {}).items() if k != "tasks"} or None,
             "run_url": run_url(PICK_DAG, request_id), "tasks": tasks, "failed_steps": failed}
+
+
+@router.get("/picks/{request_id}/files/{name}", response_class=StreamingResponse,
+            summary="download one output file of a finished request (one of its summary's `files`), streamed from "
+                    "the output RSE's storage (a local folder or the object store)")
+def download(request_id: str, name: str, who: Reader):
+    """Only a file the request's own summary lists, from the request's own folder: the name is looked up in the
+    summary, never used as a path (no traversal), and :func:`picking.outputs.read_output` refuses anything but a
+    plain file name."""
+    from eventindex.picking.history import request as pick_request
+    from eventindex.picking.outputs import read_output
+
+    row = pick_request(engine(), request_id)
+    summary = (row or {}).get("summary")
+    files = summary.get("files") if isinstance(summary, dict) else None
+    if not isinstance(files, list) or name not in files:
+        raise NotFound(f"picking request {request_id} has no output file {name}")
+    size, chunks = read_output(settings().picks_area, request_id, name)
+    return StreamingResponse(chunks, media_type="application/octet-stream", headers={
+        "Content-Length": str(size), "Content-Disposition": f'attachment; filename="{name}"'})

@@ -1,6 +1,8 @@
 /* EventIndex pages: shared helpers (global `EI`). No build step, no framework: plain DOM and fetch.
  * The REST API is /eventindex/api/v1 (plugins/eventindex_web/API.md); authentication is Airflow's `_token` cookie,
- * sent with same-origin requests. Charts use the vendored Vega-Lite (global `vegaEmbed`). */
+ * sent with same-origin reads. Writes (POST ...) must carry it as `Authorization: Bearer`: the server refuses the
+ * cookie alone on writes, so that another site's page cannot write as the logged-in user (CSRF); only this page's
+ * script can read the cookie and put it into a header. Charts use the vendored Vega-Lite (global `vegaEmbed`). */
 (function (global) {
   "use strict";
 
@@ -36,8 +38,14 @@
    *  A 401 also shows "Log in to Airflow first" (with a link to /) in the page's error element. */
   async function api(path, opts = {}) {
     let res;
+    const method = String(opts.method || "GET").toUpperCase();
+    const headers = { Accept: "application/json", ...(opts.headers || {}) };
+    if (method !== "GET" && method !== "HEAD") {
+      const t = token();
+      if (t) headers.Authorization = "Bearer " + t;
+    }
     try {
-      res = await fetch(API + path, { credentials: "same-origin", headers: { Accept: "application/json" }, ...opts });
+      res = await fetch(API + path, { credentials: "same-origin", ...opts, headers });
     } catch (e) {
       throw new ApiError("the EventIndex API cannot be reached: " + e.message, 0);
     }
@@ -56,6 +64,41 @@
       throw new ApiError(msg, res.status);
     }
     return body;
+  }
+
+  /** Airflow's login token (the `_token` cookie its login page sets), for the Authorization header of writes. */
+  function token() {
+    const m = document.cookie.match(/(?:^|;\s*)_token=([^;]*)/);
+    return m ? decodeURIComponent(m[1]) : null;
+  }
+
+  /** Who the caller is and what they may do (GET /me, asked once per page): {name, role, may: {read,
+   *  change_datasets, submit_picks}}, or null when it cannot be told (the server still refuses what is not allowed). */
+  let meOnce = null;
+  function me() {
+    if (!meOnce) meOnce = api("/me").catch(() => null);
+    return meOnce;
+  }
+
+  /** A run note's Markdown as DOM nodes, never as HTML: paragraphs, "- " list items, **bold** and `code`; anything
+   *  else stays text as written (the note is user-influenced: no innerHTML). */
+  function markdown(text) {
+    const box = el("div", { class: "md" });
+    let list = null;
+    const inline = (line) => line.split(/(\*\*[^*]+\*\*|`[^`]+`)/).filter((x) => x !== "").map((part) =>
+      /^\*\*[^*]+\*\*$/.test(part) ? el("strong", null, part.slice(2, -2))
+        : /^`[^`]+`$/.test(part) ? el("code", null, part.slice(1, -1)) : part);
+    for (const raw of String(text ?? "").split("\n")) {
+      const item = raw.match(/^\s*[-*]\s+(.*)$/);
+      if (item) {
+        if (!list) box.append(list = el("ul"));
+        list.append(el("li", null, inline(item[1])));
+      } else if (raw.trim()) {
+        list = null;
+        box.append(el("p", null, inline(raw)));
+      }
+    }
+    return box;
   }
 
   /** URLSearchParams from an object: arrays repeat the key, empty values are left out. */
@@ -233,6 +276,6 @@
     }
   }
 
-  global.EI = { API, ApiError, api, qs, $, el, clear, loading, showError, showLogin, clearError, num, time, badge,
-    link, renderTable, autoColumns, kv, chart, busy, detailText };
+  global.EI = { API, ApiError, api, token, me, markdown, qs, $, el, clear, loading, showError, showLogin, clearError,
+    num, time, badge, link, renderTable, autoColumns, kv, chart, busy, detailText };
 })(typeof window !== "undefined" ? window : globalThis);

@@ -103,20 +103,26 @@
       clear(target).append(el("div", { class: "empty", "data-testid": "rates-empty" }, "No loads yet."));
       return;
     }
+    // Each bucket is a bar from its start to its end (x, x2) on a time axis one bucket wider on each side than the
+    // data: a single bucket is a bar of its own width with distinct ticks, not a full-width bar labelled twice.
+    const step = (bucket === "day" ? 24 : 1) * 3600e3;
+    const values = rows.map((r) => ({ ...r, start: Date.parse(r.t), end: Date.parse(r.t) + step }));
+    const domain = [Math.min(...values.map((v) => v.start)) - step, Math.max(...values.map((v) => v.end)) + step];
     const unit = bucket === "day" ? "yearmonthdate" : "yearmonthdatehours";
     const width = Math.max(280, (target.clientWidth || 800) - 90);
     const panel = (field, title, color) => ({
       width, height: 130,
       mark: { type: "bar", color, tooltip: true },
       encoding: {
-        x: { field: "t", type: "temporal", timeUnit: unit, title: null },
+        x: { field: "start", type: "temporal", title: null, scale: { domain } },
+        x2: { field: "end" },
         y: { field, type: "quantitative", title },
-        tooltip: [{ field: "t", type: "temporal", timeUnit: unit, title: bucket },
+        tooltip: [{ field: "start", type: "temporal", timeUnit: unit, title: bucket },
           { field, type: "quantitative", format: ",", title }],
       },
     });
     chart(target, {
-      data: { values: rows },
+      data: { values },
       vconcat: [panel("datasets", `datasets per ${bucket}`, "#017cee"), panel("events", `events per ${bucket}`,
         "#2e7d32")],
     });
@@ -131,6 +137,8 @@
   async function loadDatasets() {
     const wrap = $("#datasets-wrap");
     loading(wrap);
+    const me = await window.EI.me();  // what the caller may do decides the action buttons
+    page.rights = me && me.may ? me.may : null;
     let res;
     try {
       res = await api("/datasets" + qs({ ...page.filters, offset: page.offset, limit: page.limit }));
@@ -169,6 +177,7 @@
   }
 
   function actionButton(name, status, prefix = "") {
+    if (page.rights && !page.rights.change_datasets) return "";  // a viewer: no button the server would refuse
     if (status === "loaded") {
       return el("button", { type: "button", class: "small danger", "data-testid": prefix + "obsolete-button",
         "data-name": name,

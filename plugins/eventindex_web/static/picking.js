@@ -130,7 +130,8 @@
       ["state", span("pick-state", badge(d.state))],
       ["run", span("run-state", [badge(run.state), " ", link(run.url || d.run_url, "open in Airflow",
         { "data-testid": "details-run-link" })])],
-      ["run started", time(run.start)], ["run ended", time(run.end)], ["run note", run.note],
+      ["run started", time(run.start)], ["run ended", time(run.end)],
+      ["run note", run.note ? el("div", { "data-testid": "run-note" }, window.EI.markdown(run.note)) : null],
       ["created", time(d.created)],
       ["requested", num(d.requested)],
       ["found", span("pick-found", num(d.found ?? summary.found))],
@@ -142,12 +143,16 @@
     ])));
 
     const files = Array.isArray(summary.files) ? summary.files : [];
+    // each output file is a download through the app (GET /picks/<id>/files/<name>, with the caller's session),
+    // not a path on the server
+    const download = (f) => el("a", { href: `${window.EI.API}/picks/${encodeURIComponent(d.request_id)}/files/` +
+      encodeURIComponent(String(f)), download: String(f), "data-testid": "output-file-link" }, String(f));
     body.append(section("Output", "details-output",
       kv([["dataset", span("output-dataset", d.output_dataset || summary.output_dataset || "")],
-        ["location", summary.output_uri], ["RSE", summary.output_rse], ["backend", summary.backend],
+        ["RSE", summary.output_rse], ["backend", summary.backend],
         ["input files", num(summary.input_files)]]),
       files.length
-        ? el("ul", { "data-testid": "output-files", class: "mono" }, files.map((f) => el("li", null, String(f))))
+        ? el("ul", { "data-testid": "output-files", class: "mono" }, files.map((f) => el("li", null, download(f))))
         : el("div", { class: "empty", "data-testid": "output-files-empty" }, DONE.has(d.state) ? "No output files."
           : "No output files yet.")));
 
@@ -223,7 +228,20 @@
     schedule();
   }
 
+  /** A caller who may not trigger eventindex_pick gets the form disabled and told why, not a refusal after
+   *  filling it in. */
+  async function applyRights() {
+    const me = await window.EI.me();
+    if (!me || !me.may || me.may.submit_picks) return;
+    $("#pick-submit").disabled = true;
+    const why = $("#pick-not-allowed");
+    why.textContent = `${me.name} may not submit picking requests: it needs the right to trigger eventindex_pick ` +
+      "in Airflow (ask an administrator). The requests below can still be followed.";
+    why.hidden = false;
+  }
+
   document.addEventListener("DOMContentLoaded", () => {
+    applyRights();
     $("#pick-form").addEventListener("submit", async (ev) => {
       await submit(ev);
       schedule();
