@@ -111,9 +111,10 @@ def drain_batches(target: StompTarget, record, parse, max_messages: int = 500, i
     (the message fails its schema), for a body that is not UTF-8 text, and, when ``parse`` is pure (no I/O: the
     default), for any other exception it raises, a bug met by this one message: the reason then names the
     exception's class. A ``TransientError`` from ``parse``, and any failure of ``record`` (the database is down),
-    leave the whole batch unacked, to be redelivered; the copies to the dead-letter queue are sent only after
-    ``record`` has succeeded, each confirmed by a broker receipt before the ack, so a failure never leaves a
-    message in neither queue nor twice in the dead-letter queue.
+    leave the whole batch unacked, to be redelivered. The copies to the dead-letter queue are sent only after
+    ``record`` has succeeded, each confirmed by a broker receipt before the ack: no message is ever in neither
+    queue, and a failed ``record`` puts nothing in the dead-letter queue (only a connection lost between the
+    copy and the ack can leave a second copy there).
 
     Acks are cumulative (STOMP ``ack: client``): one per batch. A batch is whatever has arrived (up to
     ``batch_size``) when the previous one is recorded: a trickle is recorded at once, a burst in bulk. Stops after
