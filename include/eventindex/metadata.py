@@ -202,6 +202,7 @@ dataset_quantities = sa.Table(  # added in schema version 9: AMI's derived quant
     sa.Column("reason", sa.String(16), nullable=False),  # what brought fresh information: load, prodsys, ...
 )
 
+
 def now() -> datetime:
     return datetime.now(timezone.utc).replace(tzinfo=None)
 
@@ -226,8 +227,13 @@ def _schema_of(dbapi_conn) -> str:
         dbapi_conn.rollback()  # leave no transaction open on a connection the pool hands out
 
 
+def _known(found: str) -> bool:
+    """Whether this code can upgrade a DB at schema ``found`` (else newer code migrated it)."""
+    return found in SCHEMA_HISTORY or found.startswith("none") or found.endswith("(before Alembic)")
+
+
 def _needs_upgrade(label: str, found: str) -> SchemaOutOfDate:
-    if found in SCHEMA_HISTORY or found.startswith("none") or found.endswith("(before Alembic)"):
+    if _known(found):
         advice = "run `eventindex db upgrade`"
     else:  # a revision this code does not know: newer code migrated the DB
         advice = "a newer eventindex migrated it: run that version"
@@ -283,8 +289,11 @@ def upgrade(target: str | sa.Engine, busy_timeout: float | None = None) -> str:
         from .settings import Settings
 
         busy_timeout = Settings.from_env().db_busy_timeout
-    if schema_of(url) == SCHEMA_HEAD:  # nothing to do (and no need to load the migration scripts)
+    found = schema_of(url)
+    if found == SCHEMA_HEAD:  # nothing to do (and no need to load the migration scripts)
         return SCHEMA_HEAD
+    if not _known(found):
+        raise _needs_upgrade(f"the metadata DB at {dbopen.where(url)}", found)
     engine = dbopen.open_engine(url, what="the metadata DB", create=True, busy_timeout=busy_timeout)
     if engine.dialect.name == "sqlite":  # SQLAlchemy's recipe for transactional DDL on pysqlite: all or nothing
         sa.event.listen(engine, "connect", lambda dbapi_conn, _rec: setattr(dbapi_conn, "isolation_level", None))
