@@ -36,12 +36,13 @@ def _snapshot(root: Path) -> dict[str, tuple[int, int]]:
 
 @pytest.fixture(scope="module")
 def home(staged_world, tmp_path_factory):
-    """A home holding the small world (catalogue + metadata DB), closed cleanly: (world, world folder, home)."""
+    """A home holding an AOD dataset of the small world (catalogue + metadata DB), closed cleanly: (world, world
+    folder, home)."""
     world, out, staging = staged_world
     home = tmp_path_factory.mktemp("ro-home") / "home"
     catalog = EmbeddedCatalog(home / "catalog", upgraded(f"sqlite:///{home / 'metadata.sqlite'}"))
     catalog.save_menus(load_menus(out / "menus.json")[0].values())
-    load_staged(catalog, str(staging))
+    load_staged(catalog, str(staging / dataset(world, "AOD", tag="f961_m1831")["name"]))
     catalog.engine.dispose()
     return world, out, home
 
