@@ -21,12 +21,12 @@ from urllib.parse import quote
 
 import sqlalchemy as sa
 
-from .errors import DatabaseBusy
+from .errors import ConfigurationError, DatabaseBusy, NoSpace
 
 # SQLite result codes of an open or first read that failed for want of a writable place (read-only mount or file,
 # full disk): the reader may still read the file as it is
 _NO_WRITABLE_PLACE = ("SQLITE_CANTOPEN", "SQLITE_READONLY", "SQLITE_IOERR", "SQLITE_FULL", "SQLITE_PERM")
-_MIN_FREE = 1 << 20  # below this, a -shm (32 KiB and growing) may not fit: read the file as it is
+_MIN_FREE = 1 << 16  # below this, a -shm (32 KiB) may not fit: read the file as it is
 
 
 class Missing(Exception):
@@ -97,6 +97,12 @@ def _transient(url_text: str, busy_timeout: float):
             if name.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")) or "database is locked" in str(exc):
                 raise DatabaseBusy(f"{url_text} is locked by another process (waited {busy_timeout:g} s, "
                                    "EVENTINDEX_DB_BUSY_TIMEOUT): try again later") from None
+            if name.startswith("SQLITE_FULL"):
+                raise NoSpace(f"{url_text}: database or disk is full; nothing was changed: free space and try "
+                              "again") from None
+            if name.startswith("SQLITE_READONLY"):
+                raise ConfigurationError(f"{url_text} cannot be written here (a read-only or full disk, or a read-only "
+                                         "file): reads work, writes need a writable disk with space") from None
             return
         if ctx.is_disconnect or (ctx.dialect.name == "postgresql" and isinstance(ctx.sqlalchemy_exception,
                                                                                  sa.exc.OperationalError)):

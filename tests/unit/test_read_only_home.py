@@ -64,6 +64,9 @@ def _check_queries(home: Path, world, out) -> None:
     done = ei(home, "lookup", run, event, "--json")
     assert done.returncode == 0, done.stderr
     assert aod["name"] in {m["dataset"] for m in json.loads(done.stdout)}
+    done = ei(home, "obsolete", aod["name"])  # a write: refused in one line, nothing changed
+    assert done.returncode == 1 and done.stderr.count("\n") == 1 and "Traceback" not in done.stderr, done.stderr
+    assert "cannot be written here" in done.stderr, done.stderr
     assert _snapshot(home) == before
 
 
