@@ -58,11 +58,13 @@ def cmd_pick(args) -> int:
     from ..settings import Settings
 
     settings = Settings.from_env()
+    # the whole file is checked here (up to MAX_REQUEST_BYTES), planned here with --dry-run, and otherwise sent
+    # inline or, over MAX_INLINE_BYTES, uploaded to the requests area and passed by events_uri (submission_params)
     request = picking.PickRequest.from_params({
         "events": read_text_file(args.events, "a file of 'run event' lines"), "datatype": args.type,
         "project": args.project, "stream": args.stream, "version": args.version, "output": args.out,
         "max_events": args.max, "backend": args.backend, "files_per_job": args.files_per_job,
-        "job_timeout_minutes": args.job_timeout})
+        "job_timeout_minutes": args.job_timeout}, inline_cap=picking.MAX_REQUEST_BYTES)
     if args.dry_run:
         return _dry_run(args, settings, request)
     from ..airflow_api import AirflowAPI

@@ -13,8 +13,8 @@ from ..errors import BadRequest
 from .extraction import extract, output_did, register_output, verify
 from .history import listing, previous_result, record, requests
 from .planner import Plan, lookup, plan, resolve, run_chunks
-from .request import (MAX_INLINE_BYTES, PARAMETERS, SERVICE_ACCOUNT, PickRequest, authorize, check_scope, parse_events,
-                      submission_params)
+from .request import (MAX_INLINE_BYTES, MAX_REQUEST_BYTES, PARAMETERS, SERVICE_ACCOUNT, PickRequest, authorize,
+                      check_scope, parse_events, submission_params)
 from .runner import MAX_CHUNKS, PickRunner
 
 
@@ -36,7 +36,7 @@ def runner_for(settings, request_id: str, catalog=None, ddm=None, engine=None) -
     return PickRunner(catalog, ddm, engine, settings.work_area, settings.picks_area, request_id, settings.picks_rse)
 
 
-__all__ = ["BadRequest", "MAX_CHUNKS", "MAX_INLINE_BYTES", "PARAMETERS", "SERVICE_ACCOUNT", "PickRequest", "PickRunner",
-           "Plan", "authorize", "check_scope", "extract", "listing", "lookup",
+__all__ = ["BadRequest", "MAX_CHUNKS", "MAX_INLINE_BYTES", "MAX_REQUEST_BYTES", "PARAMETERS", "SERVICE_ACCOUNT",
+           "PickRequest", "PickRunner", "Plan", "authorize", "check_scope", "extract", "listing", "lookup",
            "output_did", "parse_events", "plan", "previous_result", "record", "register_output", "requests",
            "resolve", "run_chunks", "runner_for", "submission_params", "verify"]

@@ -18,7 +18,7 @@ from ..runs import pick_run, run_url
 from . import engine, settings
 
 router = APIRouter(tags=["picks"])
-MAX_UPLOAD = 64 << 20  # bytes of one uploaded request file
+MAX_UPLOAD = picking.MAX_REQUEST_BYTES  # bytes of one uploaded request file (over 1 MiB: to the requests area)
 KINDS = {p.name: p.kind for p in picking.PARAMETERS}
 
 
@@ -68,12 +68,16 @@ async def submit(request: Request, who: Writer, events: UploadFile = File(...),
     params = {k: v for k, v in params.items() if v is not None}
     text = await _events_text(events)
     s = settings()
-    checked = picking.authorize(picking.PickRequest.from_params({**params, "events": text}), who.name,
-                                s.groups_of(who.name))
-    api = AirflowAPI(_airflow_url(request), who.name, "", token=who.token)
     from starlette.concurrency import run_in_threadpool
 
-    run_id = await run_in_threadpool(api.trigger, PICK_DAG, picking.submission_params(checked, s.requests_area))
+    # the whole file is checked here; over MAX_INLINE_BYTES, submission_params uploads it to the requests area and
+    # the run gets its events_uri (parsing and the upload off the event loop)
+    parsed = await run_in_threadpool(picking.PickRequest.from_params, {**params, "events": text},
+                                     inline_cap=MAX_UPLOAD)
+    checked = picking.authorize(parsed, who.name, s.groups_of(who.name))
+    api = AirflowAPI(_airflow_url(request), who.name, "", token=who.token)
+    run_params = await run_in_threadpool(picking.submission_params, checked, s.requests_area)
+    run_id = await run_in_threadpool(api.trigger, PICK_DAG, run_params)
     return {"request_id": run_id, "dag_id": PICK_DAG, "run_url": run_url(PICK_DAG, run_id), "state": "queued",
             "events": int(len(checked.events)), "duplicates": checked.duplicates_in_request}
 
