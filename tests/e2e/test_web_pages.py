@@ -188,6 +188,30 @@ def test_a_pick_submitted_with_an_upload_is_followed_to_success(page, web, tmp_p
     assert detail["output_dataset"].startswith("user.analyst:user.analyst.")
     assert detail["output_dataset"].split(":")[1] in page.locator(_tid("output-dataset")).inner_text()
     assert page.locator(_tid("task-row")).count() == len(detail["tasks"]) > 0
+    _the_output_downloads_and_the_note_reads_as_text(page, web, request_id, detail)
+
+
+def _the_output_downloads_and_the_note_reads_as_text(page, web, request_id, detail):
+    """The output files are links through the app (no server path shown), each giving the bytes extraction stored;
+    no other name is served; the run note's Markdown is rendered (no ``**``)."""
+    from eventindex.settings import Settings
+    from eventindex.workarea import run_folder
+
+    names = detail["summary"]["files"]
+    assert page.locator(_tid("output-file-link")).count() == len(names) >= 1
+    picks = Settings.from_env({"EVENTINDEX_HOME": web.env["EVENTINDEX_HOME"]}).picks_area
+    assert picks not in page.locator(_tid("pick-details")).inner_text()
+    with page.expect_download() as download:
+        page.locator(_tid("output-file-link")).first.click()
+    name = download.value.suggested_filename
+    assert name in names
+    stored = open(f"{picks}/{run_folder(request_id)}/{name}", "rb").read()
+    assert open(download.value.path(), "rb").read() == stored and stored[:4] == b"root"
+    for other in ("..%2F..%2Fmetadata.sqlite", "%2E%2E", "not-an-output.root"):
+        assert web.call("GET", f"/api/v1/picks/{request_id}/files/{other}", user="analyst")[0] == 404, other
+    page.wait_for_selector(f'{_tid("run-note")} strong:has-text("done")', timeout=120_000)
+    note = page.locator(_tid("run-note")).inner_text()
+    assert "**" not in note and note.startswith("done")
 
 
 def test_a_failed_request_shows_its_failed_step_with_the_error_and_log_link(page, web):

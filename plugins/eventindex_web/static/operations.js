@@ -114,7 +114,7 @@
       width, height: 130,
       mark: { type: "bar", color, tooltip: true },
       encoding: {
-        x: { field: "start", type: "temporal", title: null, scale: { domain } },
+        x: { field: "start", type: "temporal", title: null, scale: { domain }, axis: { tickMinStep: step } },
         x2: { field: "end" },
         y: { field, type: "quantitative", title },
         tooltip: [{ field: "start", type: "temporal", timeUnit: unit, title: bucket },
