@@ -9,6 +9,7 @@ output RSE's storage (``EVENTINDEX_PICKS``, an object store in production), neve
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import NoReturn
 
 from airflow.sdk import BaseOperator, Param
 from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowSkipException
@@ -83,13 +84,11 @@ class PickOperator(BaseOperator):
         return PickRequest.of(self.request)
 
 
-REFUSED = "refused picking request"  # nothing is written for it, not even a failed row
+REFUSED = "refused picking request"  # no work is done for it: only its row, failed with the reason
 
 
 def record_failure(context) -> None:
     """Task failure callback (after the last try): the request is listed as failed, with the task and the reason."""
-    if str(context.get("exception") or "").startswith(REFUSED):
-        return
     conn_id = getattr(context["ti"].task, "metadata_conn_id", "eventindex_metadata")
     record(MetadataHook(metadata_conn_id=conn_id).get_engine(), context["run_id"], "failed",
            summary={"error": f"{context['ti'].task_id}: {context.get('exception')}"})
@@ -107,17 +106,17 @@ class PickPlanOperator(PickOperator):
             settings, caller = MetadataHook(self.metadata_conn_id).settings, caller_of(context["dag_run"])
             req = authorize(PickRequest.from_params(self.request, settings.requests_area), caller,
                             settings.groups_of(caller), context["run_id"])
-        except BadInput as exc:  # before anything is written
-            raise AirflowFailException(f"{REFUSED}: {exc}") from None
+        except BadInput as exc:  # before any work
+            self._refuse(context, f"{REFUSED}: {exc}")
         except ConfigurationError as exc:
-            raise AirflowFailException(f"bad picking request: {exc}") from None
+            self._refuse(context, f"bad picking request: {exc}")
         try:
             if req.backend == "panda":
                 PandaHook(self.panda_conn_id).get_config()
             runner = self.runner(context, catalog=True, ddm=True)
             previous = runner.begin(req)
         except (BadInput, ConfigurationError) as exc:
-            raise AirflowFailException(f"bad picking request: {exc}") from None
+            self._refuse(context, f"bad picking request: {exc}")
         if previous is not None:
             self.log.info("already done by %s: found %d, missing %d, output %s; nothing to do",
                           previous["request_id"], previous["found"], previous["missing"], previous["output_dataset"])
@@ -128,6 +127,17 @@ class PickPlanOperator(PickOperator):
         self.log.info("%d events (%d duplicates dropped) in %d chunks", len(req.events), req.duplicates_in_request,
                       len(chunks))
         return chunks
+
+    def _refuse(self, context, reason: str) -> NoReturn:
+        """The request's row, failed with the reason (one line), written before the task fails: the Picking page
+        and ``eventindex picks`` list the refusal, and the run's note (written by the listener as the run ends,
+        which may be before this task's failure callback has run) gives it. Nothing else is written."""
+        try:
+            record(MetadataHook(metadata_conn_id=self.metadata_conn_id).get_engine(), context["run_id"], "failed",
+                   summary={"error": f"{self.task_id}: {reason}"})
+        except Exception as exc:  # the refusal stands; its row is retried by the failure callback
+            self.log.warning("could not record the refusal: %s", exc)
+        raise AirflowFailException(reason) from None
 
 
 class PickLookupOperator(PickOperator):

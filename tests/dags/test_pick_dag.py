@@ -151,12 +151,34 @@ def test_rerunning_a_finished_request_changes_nothing(dagbag, loaded):
     assert _output_files(rucio, "user.eventindex", "user.eventindex.again.AOD").keys() == before.keys()
 
 
-@pytest.mark.parametrize("output", ["data18_13TeV.00358031.physics_Main.merge.AOD.f961_m9999", "user.tester.x.AOD"])
-def test_an_output_outside_the_callers_scopes_is_refused_and_nothing_is_written(dagbag, loaded, eventindex_home,
-                                                                               output):
+@pytest.mark.parametrize("output, reason", [
+    ("data18_13TeV.00358031.physics_Main.merge.AOD.f961_m9999",
+     "output: 'data18_13TeV.00358031.physics_Main.merge.AOD.f961_m9999' is not a dataset in a user or group scope "
+     "like user.jdoe.picked.AOD"),
+    ("user.tester.x.AOD",
+     "output: 'user.tester.x.AOD' is in the scope user.tester; eventindex may write only to user.eventindex")])
+def test_an_output_outside_the_callers_scopes_is_refused_with_the_reason_in_the_note_and_the_list(
+        dagbag, loaded, eventindex_home, output, reason):
+    """As a run triggered from Airflow's form (the web app and the CLI refuse it before triggering): the plan
+    refuses it before any work, and the reason, one line, is the run's note and the request's error in the list the
+    Picking page and `eventindex picks` read, not only in the task's log."""
+    from airflow.models import DagRun
+    from airflow.utils.session import create_session
+
+    from eventindex.metadata import make_engine
+    from eventindex.picking.history import listing
+
     run = dagbag.dags["eventindex_pick"].test(run_conf=_conf(events="358031 1", datatype="AOD", output=output))
     assert task_states(run)["plan"] == "failed"  # dag.test() acts as the service account: user.eventindex only
-    assert _pick_rows() == [] and not (eventindex_home / "work").exists()
+    error = f"plan: refused picking request: {reason}"
+    [row] = listing(make_engine(Settings.from_env().metadata_url))
+    assert (row["request_id"], row["state"], row["requested"], row["found"], row["output_dataset"]) == \
+        (run.run_id, "failed", 0, None, None)
+    assert row["error"].startswith(error) and "\n" not in row["error"]
+    with create_session() as session:
+        note = session.scalar(sa.select(DagRun).where(DagRun.run_id == run.run_id)).note
+    assert note.startswith(f"**failed** {error}") and "\n" not in note and "task_failure" not in note
+    assert not (eventindex_home / "work").exists() and not (eventindex_home / "picks").exists()
 
 
 def test_a_request_uploaded_to_the_requests_area_is_read_by_uri(dagbag, loaded, eventindex_home):
@@ -165,7 +187,11 @@ def test_a_request_uploaded_to_the_requests_area_is_read_by_uri(dagbag, loaded, 
     world, out, _, _, _ = loaded
     _, _, text = _aod_request(world, out, 20, seed=5)
     uri = upload_events(text, str(eventindex_home / "requests"))
-    run = dagbag.dags["eventindex_pick"].test(run_conf=_conf(events="", events_uri=uri, datatype="AOD",
+    # what Airflow's form sends for a request given by events_uri alone: events cleared (null); the form requires
+    # a field whose type does not admit null, so events must admit it
+    events = dagbag.dags["eventindex_pick"].params.get_param("events").schema
+    assert "null" in events["type"] and events["format"] == "multiline"
+    run = dagbag.dags["eventindex_pick"].test(run_conf=_conf(events=None, events_uri=uri, datatype="AOD",
                                                              output="user.eventindex.byuri.AOD"))
-    assert str(run.state) == "success"
+    assert str(run.state) == "success", task_states(run)
     assert [tuple(r)[1:] for r in _pick_rows()] == [("done", 20, 0, "user.eventindex:user.eventindex.byuri.AOD")]
