@@ -59,8 +59,7 @@ class EmbeddedCatalog(CatalogBase):
     backend = "embedded"
 
     def __init__(self, root: str | Path, metadata_url: str):
-        self.root = Path(root)
-        self.root.mkdir(parents=True, exist_ok=True)
+        self.root = Path(root)  # made by the first write, not here: opening the catalogue writes nothing
         self._keys: dict[str, KeyFile] = {}
         self._patterns: dict[str, TriggerPatterns] = {}
         self.scan_stats = ScanStats()
@@ -91,6 +90,7 @@ class EmbeddedCatalog(CatalogBase):
         return self.root / "GENERATION"
 
     def _bump_generation(self) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
         tmp = self.root / f".GENERATION.{uuid.uuid4().hex}"
         tmp.write_text(f"{time.time_ns()} {uuid.uuid4().hex}\n")
         os.replace(tmp, self._generation_file)
