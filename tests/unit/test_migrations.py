@@ -160,3 +160,25 @@ def test_a_db_made_by_hand_from_the_committed_ddl_is_stamped_at_head(tmp_path):
     assert md.schema_of(url) == "none"
     assert md.upgrade(url) == md.SCHEMA_HEAD
     assert differences(url) == []
+
+
+def test_only_the_upgrade_command_and_the_demo_migrate():
+    """No module that opens the DB for its work calls metadata.upgrade (or creates tables): reads never write."""
+    import ast
+
+    allowed = {"upgrade": {"include/eventindex/cli/db.py", "include/eventindex/demo.py",
+                           "include/eventindex/metadata.py"},
+               # the local Rucio's first write, the simulated upstream DBs' writers, the base revision
+               "create_all": {"include/eventindex/ddm.py", "include/eventindex/upstream.py"}}
+    found = []
+    for top in ("include", "operators", "plugins", "dags"):
+        for path in sorted((ROOT / top).rglob("*.py")):
+            rel = str(path.relative_to(ROOT))
+            if "/migrations/" in rel:
+                continue
+            for node in ast.walk(ast.parse(path.read_text())):
+                if isinstance(node, ast.Call):
+                    name = getattr(node.func, "attr", None) or getattr(node.func, "id", None)
+                    if name in allowed and rel not in allowed[name]:
+                        found.append(f"{rel}:{node.lineno} {name}")
+    assert found == []
