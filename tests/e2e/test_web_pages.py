@@ -200,7 +200,7 @@ def _the_output_downloads_and_the_note_reads_as_text(page, web, request_id, deta
     names = detail["summary"]["files"]
     assert page.locator(_tid("output-file-link")).count() == len(names) >= 1
     picks = Settings.from_env({"EVENTINDEX_HOME": web.env["EVENTINDEX_HOME"]}).picks_area
-    assert picks not in page.locator(_tid("pick-details")).inner_text()
+    assert picks not in page.locator(_tid("details-output")).inner_text()  # links, not a path on the server
     with page.expect_download() as download:
         page.locator(_tid("output-file-link")).first.click()
     name = download.value.suggested_filename
