@@ -19,8 +19,8 @@ import json, sys
 from airflow import plugins_manager
 errors = plugins_manager.get_import_errors()
 plugins, _ = plugins_manager._get_plugins()
-print(json.dumps({"errors": errors, "plugins": sorted(p.name for p in plugins),
-                  "top_level": sorted(m for m in ("app", "auth", "runs", "queries", "picks", "me") if m in sys.modules)}))
+top_level = sorted(m for m in ("app", "auth", "runs", "queries", "picks", "me") if m in sys.modules)
+print(json.dumps({"errors": errors, "plugins": sorted(p.name for p in plugins), "top_level": top_level}))
 """
 
 
