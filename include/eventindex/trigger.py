@@ -19,22 +19,74 @@ from dataclasses import dataclass, field
 import numpy as np
 import pyarrow as pa
 
-from .errors import UnknownTrigger
+from .errors import BadRequest, UnknownTrigger
 from .schema import HLT_BITS, L1_BITS
 
 
 def close_matches(word: str, possibilities, n: int = 5) -> list[str]:
     """The ``n`` names nearest to ``word``, nearest first, for "did you mean" hints.
 
-    difflib's ratio alone ranks by shared substrings: for HLT_xe10z_cell_L1XE50 it offers xe120 and xe110 before
-    xe100, one typed character away, and equal scores come out in reverse alphabetical order. So difflib only draws
-    up the shortlist, which is ordered by edits (case ignored, two swapped neighbours count as one), then by
-    difflib's ratio, then by name.
+    Names that extend what was typed come first, shortest first (``HLT_mu26_ivarmedium`` -> the chain
+    ``HLT_mu26_ivarmedium_L1MU14FCH``, whose L1 seed was left off): by edits alone that one is 13 characters away
+    and five shorter chains with another threshold would be offered instead. Then names holding it elsewhere
+    (``mu26`` -> the ``HLT_mu26_...`` chains), case ignored. The rest is drawn up by difflib, whose ratio alone
+    ranks by shared substrings: for HLT_xe10z_cell_L1XE50 it offers xe120 and xe110 before xe100, one typed
+    character away, and equal scores come out in reverse alphabetical order. So difflib only draws up the
+    shortlist, which is ordered by edits (case ignored, two swapped neighbours count as one), then by difflib's
+    ratio, then by name.
     """
-    shortlist = difflib.get_close_matches(word, possibilities, n=max(4 * n, 20), cutoff=0.6)
+    names = list(dict.fromkeys(possibilities))
+    low = word.lower()
+    extending = sorted((name for name in names if low and low in name.lower()),
+                       key=lambda name: (not name.lower().startswith(low), len(name), name))
+    if len(extending) >= n:
+        return extending[:n]
+    shortlist = difflib.get_close_matches(word, names, n=max(4 * n, 20), cutoff=0.6)
     ranked = sorted(shortlist, key=lambda name: (_edits(word.lower(), name.lower()),
                                                  -difflib.SequenceMatcher(None, name, word).ratio(), name))
-    return ranked[:n]
+    return list(dict.fromkeys(extending + ranked))[:n]
+
+
+LEVELS = ("L1", "HLT")
+
+
+def trigger_names(menus: dict[int, TriggerMenu], like: str | None = None, level: str | None = None) -> list[dict]:
+    """The L1 items and HLT chains of ``menus`` (what a selection's trigger names resolve through), for listing
+    and for the suggestions of the Queries form: one entry per name, ``{"name", "level", "smks", "l1_seed",
+    "stream"}`` (``smks``: the menus holding it; ``l1_seed`` and ``stream`` of an HLT chain, as its newest menu
+    has them), L1 before HLT, then by name.
+
+    ``like``: names holding this text, case ignored; with ``*`` (any characters) or ``?`` (one) it is a pattern
+    the whole name matches (``HLT_mu*_L1MU14FCH``). ``level``: ``L1`` or ``HLT``. A bad value raises BadRequest
+    naming it.
+    """
+    import fnmatch
+
+    if level is not None and level.upper() not in LEVELS:
+        raise BadRequest(f"level {level!r} is not one of {', '.join(LEVELS)}")
+    if like is not None and not like.strip():
+        raise BadRequest("like is empty: give a part of the names (or a pattern with * and ?), or leave it out")
+    if like is not None and len(like) > 200:
+        raise BadRequest(f"like is {len(like)} characters long: at most 200")
+    text = like.strip().lower() if like is not None else None
+    pattern = text is not None and ("*" in text or "?" in text)
+    found: dict[str, dict] = {}
+    for smk in sorted(menus):
+        menu = menus[smk]
+        for lvl in LEVELS:
+            if level is not None and lvl != level.upper():
+                continue
+            for name in menu.names_by_bit(lvl):
+                if name is None or (text is not None and not (
+                        fnmatch.fnmatchcase(name.lower(), text) if pattern else text in name.lower())):
+                    continue
+                entry = found.setdefault(name, {"name": name, "level": lvl, "smks": [], "l1_seed": None,
+                                                "stream": None})
+                entry["smks"].append(smk)
+                if lvl == "HLT":
+                    entry["l1_seed"] = menu.hlt_seeds.get(name, entry["l1_seed"])
+                    entry["stream"] = menu.hlt_streams.get(name, entry["stream"])
+    return sorted(found.values(), key=lambda e: (LEVELS.index(e["level"]), e["name"]))
 
 
 def _edits(a: str, b: str) -> int:

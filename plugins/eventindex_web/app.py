@@ -13,7 +13,7 @@ from fastapi.staticfiles import StaticFiles
 
 from eventindex.errors import BadInput, ConfigurationError, EventIndexError, NotFound, TransientError
 
-from .api import datasets, histograms, me, picks, queries
+from .api import datasets, histograms, me, picks, queries, triggers
 
 HERE = Path(__file__).parent
 PAGES = ("operations", "queries", "picking")
@@ -40,7 +40,7 @@ def create_app() -> FastAPI:
                               "and event picking. Authenticate with Airflow's JWT (`POST /auth/token`) as a Bearer "
                               "token, or the Airflow UI's session (reads only: writes need the Bearer token).",
                   docs_url=None, redoc_url=None)
-    for router in (me.router, datasets.router, queries.router, histograms.router, picks.router):
+    for router in (me.router, datasets.router, queries.router, triggers.router, histograms.router, picks.router):
         app.include_router(router, prefix="/api/v1")
 
     @app.get("/docs", include_in_schema=False)

@@ -8,11 +8,12 @@ import os
 import sys
 
 from ..errors import EventIndexError, TransientError
-from . import ami, catalog, db, ddm, demo, gc, histogram, ingestion, pick, produce, skim, world
+from . import ami, catalog, db, ddm, demo, gc, histogram, ingestion, pick, produce, skim, triggers, world
 from .args import FORMATTER
 from .output import err
 
-NOUNS = (world, produce, demo, catalog, histogram, skim, ami, ingestion, pick, ddm, db, gc)  # the order of `eventindex --help`
+# the order of `eventindex --help`
+NOUNS = (world, produce, demo, catalog, triggers, histogram, skim, ami, ingestion, pick, ddm, db, gc)
 
 EXIT_ERROR, EXIT_TRY_AGAIN, EXIT_BUG = 1, 75, 70  # 75: EX_TEMPFAIL, a service did not answer; 70: EX_SOFTWARE
 EXIT_BROKEN_PIPE = 1  # quietly, as Python's docs advise and as rich's consoles do (Console.on_broken_pipe)
