@@ -70,7 +70,7 @@ def main() -> None:
         pairs = np.array(sample[: args.request], dtype=np.uint64)
         text = "\n".join(f"{r} {e}" for r, e in pairs.tolist())
         t = time.perf_counter()
-        req = picking.PickRequest.from_params({"events": text, "datatype": "AOD"})
+        req = picking.PickRequest.from_params({"events": text, "datatype": "AOD"}, inline_cap=picking.MAX_REQUEST_BYTES)
         plan = picking.plan(cat, ddm, req)
         plan_s = time.perf_counter() - t
         probe = pairs[:2000]
@@ -105,14 +105,16 @@ def main() -> None:
         params = {"events": text, "datatype": "AOD", "version": "f961_m1831"}
         t = time.perf_counter()
         local = picking.PickRunner(cat2, ddm2, engine, str(work / "work"), home / "out", "bench-local").run(
-            picking.PickRequest.from_params({**params, "output": "user.bench.local.AOD"}))
+            picking.PickRequest.from_params({**params, "output": "user.bench.local.AOD"},
+                                            inline_cap=picking.MAX_REQUEST_BYTES))
         total = time.perf_counter() - t
         result["end_to_end_local"] = {"world_events": world["nevents"], "request": len(chosen),
                                       "found": local["found"], "files_in": local["input_files"],
                                       "files_out": len(local["files"]),
                                       "total_s": round(total, 2), "verified": {"duplicates": local["duplicates"]}}
         if not args.no_panda:
-            request = picking.PickRequest.from_params({**params, "output": "user.bench.panda.AOD", "backend": "panda"})
+            request = picking.PickRequest.from_params({**params, "output": "user.bench.panda.AOD", "backend": "panda"},
+                                                      inline_cap=picking.MAX_REQUEST_BYTES)
             result["end_to_end_panda_standin"] = _panda(picking.PickRunner(
                 cat2, ddm2, engine, str(work / "work"), home / "panda-out", "bench-panda"), request, work / "grid")
     finally:
