@@ -27,7 +27,8 @@ def cmd_triggers(args) -> int:
     if args.json:
         print_json(names)
     else:
-        t = table(f"{len(names)} trigger name{"" if len(names) == 1 else "s"}", ["name", "level", "L1 seed", "stream", "menus (SMK)"])
+        title = f"{len(names)} trigger name{'' if len(names) == 1 else 's'}"
+        t = table(title, ["name", "level", "L1 seed", "stream", "menus (SMK)"])
         for n in names:
             t.add_row(n["name"], n["level"], n["l1_seed"] or "", n["stream"] or "", ", ".join(map(str, n["smks"])))
         out.print(t if names else "no trigger name" + (f" like {args.like!r}" if args.like else ""))
