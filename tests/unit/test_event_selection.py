@@ -190,7 +190,7 @@ def test_a_bad_expression_is_refused_naming_what_is_wrong_and_where(text, words)
 
 
 def test_a_bcid_beyond_an_orbit_is_refused():
-    with pytest.raises(BadSelection, match="BCID 3000-4000 is out of range"):
+    with pytest.raises(BadSelection, match=r"BCID 4000 is out of range \(0..3563\)"):
         make_selection(bcid="3000-4000")
 
 
