@@ -171,19 +171,6 @@ def parse(text: str) -> DatasetName:
     )
 
 
-def form_pattern() -> str:
-    """The nomenclature as one regular expression, for forms that validate before anything runs (a JSON-schema
-    ``pattern`` of the DAG's form). ``parse`` stays the authority: it also says what is wrong."""
-    tag = r"[a-z][0-9]+"
-    data = r"data[0-9]{2}_[0-9A-Za-z]+\.[0-9]{8}\.[a-z]+_[A-Za-z0-9]+"
-    mc = r"mc[0-9]{2}_[0-9A-Za-z]+\.[0-9]{6,8}\.[A-Za-z0-9][A-Za-z0-9_-]{0,59}"
-    datatype = DATATYPE_RE.pattern.strip("^$")
-    tagless = "|".join(sorted(TAGLESS_DATATYPES))
-    tail = rf"(({tagless})(\.{tag}(_{tag})*)?|{datatype}\.{tag}(_{tag})*)"
-    suffix = SUFFIX_RE.pattern.rstrip("$")
-    return rf"^([A-Za-z0-9][A-Za-z0-9_.-]{{0,29}}:)?({data}|{mc})\.({'|'.join(PRODSTEPS)})\.{tail}{suffix}?$"
-
-
 def is_valid(text: str) -> bool:
     try:
         parse(text)

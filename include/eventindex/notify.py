@@ -133,3 +133,23 @@ def consistency_mail(run_id: str, reason: str | None, url: str | None = None) ->
     if url:
         body += ["", f"The run: {url}"]
     return f"[EventIndex] consistency {'findings' if found else 'check failed'}", "\n".join(body)
+
+
+def ingest_note(dataset: object, progress_row: dict | None = None) -> str | None:
+    """A failed ingestion run's note (markdown, one line): why it failed, where the user who triggered it looks.
+
+    A malformed name: the rule of the nomenclature it breaks (``naming.parse``'s message). The DAG's form takes any
+    text (a JSON-schema pattern could only answer with the whole regular expression), so the first task is where the
+    name is checked, and this note is what says why. Otherwise the dataset's own account (``dataset_progress``: stuck,
+    unknown to Rucio, a malformed summary) when it has one; None when nothing beyond the failed task is known."""
+    from .errors import MalformedDatasetName
+    from .naming import parse
+
+    try:
+        parse(dataset if isinstance(dataset, str) else "")
+    except MalformedDatasetName as exc:
+        return f"**refused** {exc}"
+    detail = (progress_row or {}).get("detail")
+    if (progress_row or {}).get("state") in ("failed", "stuck") and detail:
+        return f"**{progress_row['state']}** {' '.join(str(detail).split())[:MAX_ERROR]}"
+    return None
