@@ -59,6 +59,17 @@ def _immutable(path: str) -> sqlite3.Connection:
     return conn
 
 
+def _create_private(path: str) -> None:
+    """The new DB file made empty (a valid empty SQLite DB) with mode 0600, its folder 0700 when this makes it:
+    SQLite gives the ``-wal`` and ``-shm`` files the mode of the DB file, and they hold what the DB holds (picks'
+    event lists, users' requests), so none of them may be readable by others whatever the caller's umask."""
+    Path(path).parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    try:
+        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+    except FileExistsError:  # another process made it meanwhile: theirs stands
+        pass
+
+
 def sqlite_creator(path: str, busy_timeout: float, create: bool, missing):
     """A DBAPI connection factory for the SQLite file at ``path`` (see the module's docstring); ``missing()`` makes
     the exception raised for a file that does not exist."""
@@ -67,7 +78,7 @@ def sqlite_creator(path: str, busy_timeout: float, create: bool, missing):
         if not os.path.exists(path):
             if not create:
                 raise missing()
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            _create_private(path)
         elif not create and not _wal_pending(path) and _no_writable_place(path):
             return _immutable(path)
         conn = sqlite3.connect(f"file:{quote(path)}?mode={'rwc' if create else 'rw'}", uri=True,
