@@ -13,6 +13,7 @@ from eventindex.errors import BadInput, BadLoad, NotFound, Problem, ValidationFa
 from eventindex.naming import parse
 from eventindex.workarea import WorkArea
 
+from .failures import fail_fast_on_bad_input
 from .hooks import CatalogHook, MetadataHook, RucioHook
 
 
@@ -60,6 +61,7 @@ class WaitCompleteSensor(BaseSensorOperator):
         self.unknown_to_rucio_minutes = unknown_to_rucio_minutes
         self.rucio_conn_id, self.metadata_conn_id = rucio_conn_id, metadata_conn_id
 
+    @fail_fast_on_bad_input
     def poke(self, context) -> bool:
         hook = MetadataHook(self.metadata_conn_id)
         try:
@@ -83,6 +85,7 @@ class WaitCompleteSensor(BaseSensorOperator):
 class FetchIndexOperator(IngestOperator):
     """Copies the dataset's producer outputs to the run's work area, checking sizes and checksums."""
 
+    @fail_fast_on_bad_input
     def execute(self, context) -> dict:
         settings = MetadataHook(self.metadata_conn_id).settings
         try:
@@ -103,6 +106,7 @@ class ValidateIndexOperator(IngestOperator):
         super().__init__(**kwargs)
         self.fetched, self.allow_duplicates = fetched, allow_duplicates
 
+    @fail_fast_on_bad_input
     def execute(self, context) -> dict:
         rucio = RucioHook(self.rucio_conn_id, metadata_conn_id=self.metadata_conn_id).get_client()
         fetched = ingest.Fetched(**self.fetched)
@@ -126,6 +130,7 @@ class LoadIndexOperator(IngestOperator):
         super().__init__(**kwargs)
         self.fetched, self.reindex = fetched, reindex
 
+    @fail_fast_on_bad_input
     def execute(self, context) -> dict:
         fetched = ingest.Fetched(**self.fetched)
         try:
@@ -151,6 +156,7 @@ class PublishIndexOperator(IngestOperator):
         super().__init__(**kwargs)
         self.obsolete_older = obsolete_older
 
+    @fail_fast_on_bad_input
     def execute(self, context) -> dict:
         published = ingest.publish(self.catalog(), self.dataset, self.obsolete_older in (True, "True"))
         for outlet in self.outlets:

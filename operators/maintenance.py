@@ -9,6 +9,7 @@ from airflow.sdk.exceptions import AirflowFailException
 from eventindex import maintenance
 from eventindex.errors import BadInput
 
+from .failures import fail_fast_on_bad_input
 from .hooks import CatalogHook, MetadataHook
 
 
@@ -23,6 +24,7 @@ class CatalogGarbageOperator(BaseOperator):
         super().__init__(**kwargs)
         self.catalog_conn_id, self.min_age_s, self.dry_run = catalog_conn_id, min_age_s, dry_run
 
+    @fail_fast_on_bad_input
     def execute(self, context) -> dict:
         catalog = CatalogHook(self.catalog_conn_id).get_catalog()
         try:
@@ -53,6 +55,7 @@ class PruneRucioClosesOperator(BaseOperator):
         super().__init__(**kwargs)
         self.metadata_conn_id, self.retention_days, self.dry_run = metadata_conn_id, retention_days, dry_run
 
+    @fail_fast_on_bad_input
     def execute(self, context) -> dict:
         engine = MetadataHook(self.metadata_conn_id).get_engine()
         try:

@@ -19,6 +19,7 @@ from eventindex.picking import PARAMETERS, SERVICE_ACCOUNT, PickRequest, PickRun
 from eventindex.picking.outputs import without_credentials
 from eventindex.picking.request import MAX_INLINE_BYTES
 
+from .failures import fail_fast_on_bad_input
 from .hooks import CatalogHook, MetadataHook, PandaHook, RucioHook
 from .triggers import PandaJobTrigger
 
@@ -101,6 +102,7 @@ class PickPlanOperator(PickOperator):
     A request whose output dataset already holds its result (a finished run cleared, or the same request again)
     changes nothing: the earlier summary is logged and pushed as the XCom ``summary``, and the rest is skipped."""
 
+    @fail_fast_on_bad_input
     def execute(self, context) -> list[str]:
         try:
             settings, caller = MetadataHook(self.metadata_conn_id).settings, caller_of(context["dag_run"])
@@ -149,6 +151,7 @@ class PickLookupOperator(PickOperator):
         super().__init__(**kwargs)
         self.chunk_uri = chunk_uri
 
+    @fail_fast_on_bad_input
     def execute(self, context) -> str:
         try:
             return self.runner(context, catalog=True).lookup(self.checked_request(), self.chunk_uri)
@@ -166,6 +169,7 @@ class PickResolveOperator(PickOperator):
         super().__init__(**kwargs)
         self.found_uris = found_uris
 
+    @fail_fast_on_bad_input
     def execute(self, context) -> list[str]:
         try:
             plan_uri, jobs = self.runner(context, ddm=True).resolve(self.checked_request(), as_list(self.found_uris))
@@ -189,6 +193,7 @@ class PickExtractOperator(PickOperator):
         self.job_uri = job_uri
         self.panda_id: int | None = None
 
+    @fail_fast_on_bad_input
     def execute(self, context):
         req, runner = self.checked_request(), self.runner(context)
         if req.backend == "local":
@@ -204,6 +209,7 @@ class PickExtractOperator(PickOperator):
         self.defer(trigger=PandaJobTrigger(self.panda_id, self.panda_conn_id, timeout), method_name="execute_complete",
                    timeout=timedelta(seconds=timeout + 600))
 
+    @fail_fast_on_bad_input
     def execute_complete(self, context, event: dict) -> dict:
         panda_id = event["panda_id"]
         if event["state"] == "finished":
@@ -237,6 +243,7 @@ class PickFinishOperator(PickOperator):
         super().__init__(**kwargs)
         self.plan_uri, self.outputs = plan_uri, outputs
 
+    @fail_fast_on_bad_input
     def execute(self, context) -> dict:
         runner = self.runner(context, ddm=True)
         try:

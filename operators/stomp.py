@@ -12,6 +12,7 @@ from eventindex import announcements, progress
 from eventindex.messaging import drain_batches
 from eventindex.rucio_events import handle_rucio_event, parse_rucio_event
 
+from .failures import fail_fast_on_bad_input
 from .hooks import CatalogHook, MetadataHook, StompHook
 
 
@@ -22,6 +23,7 @@ class StompDrainOperator(BaseOperator):
         self.max_messages, self.idle_s, self.batch_size = max_messages, idle_s, batch_size
         self.stomp_conn_id, self.metadata_conn_id = stomp_conn_id, metadata_conn_id
 
+    @fail_fast_on_bad_input
     def execute(self, context) -> dict:
         target = StompHook(self.stomp_conn_id).get_target()
         if target is None:
@@ -49,6 +51,7 @@ class RucioEventsDrainOperator(BaseOperator):
         self.stomp_conn_id, self.metadata_conn_id, self.catalog_conn_id = stomp_conn_id, metadata_conn_id, \
             catalog_conn_id
 
+    @fail_fast_on_bad_input
     def execute(self, context) -> dict:
         hook = StompHook(self.stomp_conn_id)
         target = hook.get_target()
@@ -79,6 +82,7 @@ class PendingAnnouncementsOperator(BaseOperator):
         super().__init__(**kwargs)
         self.limit, self.metadata_conn_id = limit, metadata_conn_id
 
+    @fail_fast_on_bad_input
     def execute(self, context) -> list[dict]:
         runs = progress.claim_runs(MetadataHook(self.metadata_conn_id).get_engine(), self.limit)
         self.log.info("%d datasets with new job parts to ingest", len(runs))

@@ -30,3 +30,29 @@ def test_eventindex_errors_fail_fast_and_transient_ones_stay_retryable(error, ki
     with pytest.raises(kind) as exc:
         _Raises(task_id="t", error=error).execute({})
     assert str(exc.value) == str(error)
+
+
+def test_every_task_of_the_project_follows_the_rule():
+    """Each operator's execute (and a sensor's poke, a deferred task's execute_complete) is wrapped: a new operator
+    that forgets it would retry bad input four times over minutes."""
+    import inspect
+    import pkgutil
+
+    import eventindex_airflow
+
+    unwrapped = []
+    for info in pkgutil.iter_modules(eventindex_airflow.__path__):
+        module = __import__(f"eventindex_airflow.{info.name}", fromlist=["*"])
+        for name, cls in inspect.getmembers(module, inspect.isclass):
+            if not issubclass(cls, BaseOperator) or cls.__module__ != module.__name__:
+                continue
+            for method in ("execute", "poke", "execute_complete"):
+                fn = cls.__dict__.get(method)
+                if fn is None:
+                    continue
+                chain = [fn]
+                while hasattr(chain[-1], "__wrapped__"):
+                    chain.append(chain[-1].__wrapped__)
+                if not any(getattr(f, "fails_fast_on_bad_input", False) for f in chain):
+                    unwrapped.append(f"{module.__name__}.{name}.{method}")
+    assert unwrapped == []
