@@ -191,10 +191,12 @@ def events_per(catalog, sel, by: str = "run") -> list[dict]:
 
 def overlaps(catalog, sel, streams: list[str] | None = None, triggers: list[str] | None = None) -> dict:
     """Events shared between streams or triggers: ``{"labels": [...], "matrix": [[int]]}`` (diagonal: each one's
-    own count). With neither: the three streams, on RAW unless ``sel`` names a data type."""
+    own count). With neither: the three streams. Either way on RAW unless ``sel`` names a data type (or a dataset
+    or file): an event is counted once, not once per format, and simulated datasets, whose DAODs carry no trigger
+    decisions, do not make a trigger comparison of all data an error."""
     if not streams and not triggers:
         streams = DEFAULT_STREAMS
-        if sel.datatype is None:
-            sel = sel.with_(datatype="RAW")
+    if sel.datatype is None and sel.dataset is None and sel.guid is None:
+        sel = sel.with_(datatype="RAW")
     labels, matrix = catalog.overlaps(sel, streams=streams or None, triggers=triggers or None)
     return {"labels": list(labels), "matrix": np.asarray(matrix, dtype=np.int64).tolist()}

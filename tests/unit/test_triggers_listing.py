@@ -117,3 +117,29 @@ def test_did_you_mean_puts_the_names_that_extend_what_was_typed_first(small_worl
     assert close_matches("mu26", menu.names, n=len(holding) + 3)[:len(holding)] == holding
     # a typo, which extends nothing, still gets the name one edit away first
     assert close_matches("HLT_mu26_ivarmedum_L1MU14FCH", menu.names)[0] == "HLT_mu26_ivarmedium_L1MU14FCH"
+
+
+def _placeholder(testid: str) -> str:
+    import re
+    from pathlib import Path
+
+    html = (Path(__file__).resolve().parents[2] / "plugins/eventindex_web/pages/queries.html").read_text()
+    return re.search(rf'data-testid="{testid}"[^>]*?placeholder="([^"]*)"', html, re.S).group(1)
+
+
+@pytest.mark.parametrize("field", ["overlap-triggers", "overlap-streams"])
+def test_the_overlaps_placeholders_are_inputs_the_overlaps_query_answers(picking_world, field):
+    """Typed as they read into the Queries page's Overlaps fields, with nothing else selected (the page's REST call is
+    the same use case): an answer, each diagonal cell the events of RAW that pass alone (counted another way)."""
+    from eventindex.catalog import make_selection
+    from eventindex.monitoring import overlaps
+
+    _, _, catalog, _ = picking_world
+    names = [n.strip() for n in _placeholder(field).split(",")]
+    assert len(names) == 2 and all(names)
+    kind = "triggers" if field == "overlap-triggers" else "streams"
+    answer = overlaps(catalog, make_selection(), **{kind: names})
+    assert answer["labels"] == names
+    for i, name in enumerate(names):
+        alone = make_selection(datatype="RAW", **({"triggers": [name]} if kind == "triggers" else {"stream": name}))
+        assert answer["matrix"][i][i] == catalog.count(alone) > 0

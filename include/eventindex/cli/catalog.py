@@ -52,7 +52,8 @@ def register(sub) -> None:
     add_selection_options(p)
     p.add_argument("--streams", action=CommaList, metavar="A,B",
                    help="streams to compare (default: the three streams, RAW)")
-    p.add_argument("--triggers", action=CommaList, metavar="A,B", help="triggers to compare")
+    p.add_argument("--triggers", action=CommaList, metavar="A,B",
+                   help="triggers to compare (events of RAW unless --type, --dataset or --guid is given)")
     p.set_defaults(func=cmd_overlaps)
 
     p = add_command(sub, "datasets", "the datasets in the catalogue, sorted by name",

@@ -143,6 +143,44 @@
       rowTestid: "overlaps-row" });
   }
 
+  /* ---------- trigger name suggestions ---------- */
+  const SUGGESTIONS = 100;  // options in the datalist at most
+  const asked = new Map();  // lower-cased word -> Promise of the names holding it (GET /triggers?like=), once each
+  let suggestTimer = null;
+
+  /** The trigger name being typed in a field (the letters, digits and _ before the caret), and the text around. */
+  function wordAtCaret(input) {
+    const at = input.selectionStart ?? input.value.length;
+    const before = input.value.slice(0, at);
+    const word = /[A-Za-z0-9_]*$/.exec(before)[0];
+    return { head: before.slice(0, before.length - word.length), word, tail: input.value.slice(at) };
+  }
+
+  /** Fill the shared datalist with the catalogue's names holding the word being typed (those it begins first,
+   *  shortest first), each option the field's whole text with that word completed: a comma list or an expression
+   *  keeps what is around the word. */
+  async function suggest(input) {
+    const list = $("#trigger-names");
+    const { head, word, tail } = wordAtCaret(input);
+    if (word.length < 2 || /^(and|or|not)$/i.test(word)) {
+      clear(list);
+      return;
+    }
+    const key = word.toLowerCase();
+    if (!asked.has(key)) asked.set(key, api("/triggers" + qs({ like: word })).catch(() => []));
+    const names = (await asked.get(key)).map((t) => t.name);
+    if (wordAtCaret(input).word !== word) return;  // typed on meanwhile: a newer call fills the list
+    const rank = (n) => [n.toLowerCase().startsWith(key) ? 0 : 1, n.length];
+    names.sort((a, b) => rank(a)[0] - rank(b)[0] || rank(a)[1] - rank(b)[1] || a.localeCompare(b));
+    clear(list);
+    for (const name of names.slice(0, SUGGESTIONS)) list.append(el("option", { value: head + name + tail }));
+  }
+
+  function suggestSoon(ev) {
+    clearTimeout(suggestTimer);
+    suggestTimer = setTimeout(() => suggest(ev.target), 150);
+  }
+
   /* ---------- events per run / lumi block ---------- */
   async function perRun() {
     clearError();
@@ -243,6 +281,10 @@
     $("#per-run-button").addEventListener("click", perRun);
     $("#per-lumi-button").addEventListener("click", perLumi);
     $("#per-lumi-run").addEventListener("change", plotLumi);
+    for (const field of ["#sel-triggers", "#overlap-triggers"]) {
+      $(field).addEventListener("input", suggestSoon);
+      $(field).addEventListener("focus", suggestSoon);  // the datalist is shared: fill it for the field in use
+    }
     updateDownloads();
   });
 })();
