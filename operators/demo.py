@@ -26,6 +26,7 @@ def _airflow_environment() -> None:
     os.environ.setdefault("AIRFLOW__CORE__DAGS_FOLDER", str(ROOT / "dags"))
     os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
     os.environ.setdefault("AIRFLOW__LOGGING__LOGGING_LEVEL", "WARNING")
+    os.umask(0o077)  # Airflow's home and DB (picks' event lists, users' requests), and ours: the owner's alone
 
 
 def _dags():

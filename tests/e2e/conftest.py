@@ -20,6 +20,7 @@ from eventindex_harness.ports import free_port
 from tests.conftest import upgraded
 
 ROOT = Path(__file__).resolve().parents[2]
+UP_OUTPUT: dict[str, str] = {}  # AIRFLOW_HOME -> what `scripts/airflow.sh up` printed (the accounts it made)
 
 
 @contextmanager
@@ -34,6 +35,7 @@ def standalone(airflow_home: Path, eventindex_home: Path, extra_env: dict[str, s
                         timeout=300)
     try:
         assert up.returncode == 0, up.stdout + up.stderr
+        UP_OUTPUT[str(airflow_home)] = up.stdout
         env["AIRFLOW_URL"] = f"http://127.0.0.1:{env['AIRFLOW_PORT']}"
         yield env
     finally:
