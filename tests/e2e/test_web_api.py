@@ -49,7 +49,9 @@ def test_bad_parameters_are_400_naming_the_parameter(web):
              "/api/v1/count?run=4294967296": "run 4294967296 is out of range",
              "/api/v1/lookup?run=4294967296&event=1": "run 4294967296 is out of range",
              "/api/v1/count?trigger=": "trigger is empty", "/api/v1/count?trigger=%20": "trigger is empty",
-             "/api/v1/count?bcid=1-999999999999": "BCID 999999999999 is out of range"}
+             "/api/v1/count?bcid=1-999999999999": "BCID 999999999999 is out of range",
+             "/api/v1/count?trigger=" + "not%20" * 200 + "HLT_x": "deeper than 32 levels",
+             "/api/v1/count?trigger=" + "(" * 900 + "HLT_x" + ")" * 900: "deeper than 32 levels"}
     for path, named in cases.items():
         status, body, _ = web.call("GET", path)
         assert status == 400 and named in body["detail"], (path, status, body)

@@ -158,7 +158,9 @@ def test_extract_job_hands_every_argument_to_the_transformation():
     ("--run=12345678901234567890123", "run 12345678901234567890123 is out of range (0..4294967295)"),
     ("--run=4294967296", "run 4294967296 is out of range (0..4294967295)"),
     ("--run=1-4294967296", "run 4294967296 is out of range"),
-    ("--lumi=", "lumi block '' is not a number"), ("--run=", "run '' is not a number")])
+    ("--lumi=", "lumi block '' is not a number"), ("--run=", "run '' is not a number"),
+    ("--trigger=" + "not " * 200 + "HLT_x", "deeper than 32 levels"),
+    ("--trigger=" + "(" * 900 + "HLT_x" + ")" * 900, "deeper than 32 levels")])
 def test_a_selection_value_out_of_range_or_blank_is_refused_as_typed(option, named, eventindex_home):
     line = one_line_error(ei("count", option))
     assert named in line
