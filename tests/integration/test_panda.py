@@ -127,7 +127,8 @@ def test_calls_without_the_right_token_are_refused(picking_world, panda_standin,
 
 
 def test_a_whole_request_runs_in_process_through_panda_and_a_stalled_job_is_killed(picking_world, panda_standin,
-                                                                                   tmp_path, monkeypatch):
+                                                                                   tmp_path, monkeypatch,
+                                                                                   metadata_home):
     world, out, catalog, ddm = picking_world
     aod = dataset(world, "AOD", tag="f961_m1831")
     chosen = _some_events(out, aod, 40)

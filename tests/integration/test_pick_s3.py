@@ -69,22 +69,22 @@ def _check(summary, pairs, uri, request_folder, ddm, home, scratch):
     assert sorted(got) == sorted(e for _, e in pairs)
 
 
-def test_local_extraction_stores_the_outputs_in_the_object_store(picking_world, picks, eventindex_home):
+def test_local_extraction_stores_the_outputs_in_the_object_store(picking_world, picks, metadata_home):
     world, out, catalog, ddm = picking_world
     uri, scratch = picks
     pairs, request = _request(world, out, "user.tester.s3local.AOD")
     summary = picking.runner_for(Settings.from_env(), "manual__s3:local", catalog, ddm).run(request)
-    _check(summary, pairs, uri, "manual__s3_local", ddm, eventindex_home, scratch)
+    _check(summary, pairs, uri, "manual__s3_local", ddm, metadata_home, scratch)
 
 
-def test_panda_jobs_store_their_outputs_in_the_object_store(picking_world, picks, panda_standin, eventindex_home):
+def test_panda_jobs_store_their_outputs_in_the_object_store(picking_world, picks, panda_standin, metadata_home):
     world, out, catalog, ddm = picking_world
     uri, scratch = picks
     head, _, query = uri.partition("?")
     pairs, request = _request(world, out, "user.tester.s3panda.AOD", backend="panda")
     runner = picking.runner_for(Settings.from_env(), "s3panda", catalog, ddm)
     summary = runner.run(request, panda.PandaJobs(panda.PandaConfig.from_settings(Settings.from_env())))
-    _check(summary, pairs, uri, "s3panda", ddm, eventindex_home, scratch)
+    _check(summary, pairs, uri, "s3panda", ddm, metadata_home, scratch)
     for job in panda_standin.jobs.values():  # the output's location, without credentials
         args = shlex.split(job["jobParameters"])
         assert args[args.index("--output-uri") + 1] == runner.output_uri == f"{head}/s3panda?{query}"
