@@ -7,10 +7,11 @@ upper edge of the range is overflow.
 
 Bin ``i`` of ``n`` over ``[lo, hi)`` holds the values ``x`` with ``lo + i (hi - lo) / n <= x < lo + (i + 1) (hi - lo) / n``
 in exact arithmetic. A regular axis computes ``(x - lo) / (hi - lo) * n`` in floats instead, which puts lumi block 117
-of ``--range 1,201 --bins 50`` into bin [113, 117) (116 / 200 * 50 = 28.999...). So the axes are variable axes over
-edges computed exactly (``exact_edges``: each edge is the smallest double not below the exact rational edge, so that
-comparing a double with it is comparing with the exact edge), and boost-histogram places a value by comparisons only.
-Integer columns are compared as doubles: exact below 2**53.
+of ``--range 1,201 --bins 50`` into bin [113, 117) (116 / 200 * 50 = 28.999...). So each value's bin is computed here
+(``bin_indices``): integers over an integral range in integer arithmetic, anything else by comparison with edges
+computed exactly (``exact_edges``: each edge is the smallest double not below the exact rational edge, so comparing a
+double with it is comparing with the exact edge); the counts are added to the histogram's storage with ``bincount``.
+The axes are variable axes over those edges, so the JSON, the plot and the bins agree.
 
 Without a range, an axis spans the data: a first pass over the same selection (and the same ``limit``) finds the
 smallest and largest value, and the axis runs from the smallest to just above the largest, so that every event lands
@@ -109,8 +110,8 @@ def histogram(catalog, sel, columns: str | Sequence[str], bins: int | Sequence[i
     range_from = ["options"] * len(columns) if spans else ["data"] * len(columns)
     if not spans:
         spans = _data_ranges(catalog, sel, columns, wanted, limit)
-    axes = [hist.axis.Variable(exact_edges(lo, hi, n), name=c, label=c)
-            for c, n, (lo, hi) in zip(columns, nbins, spans)]
+    edges = [exact_edges(lo, hi, n) for n, (lo, hi) in zip(nbins, spans)]
+    axes = [hist.axis.Variable(e, name=c, label=c) for c, e in zip(columns, edges)]
     h = hist.Hist(*axes, storage=hist.storage.Weight() if weight else hist.storage.Int64())
     total = None
     if progress:
@@ -125,7 +126,7 @@ def histogram(catalog, sel, columns: str | Sequence[str], bins: int | Sequence[i
             take = limit - entries
             values, w, limited = [v[:take] for v in values], (w[:take] if w is not None else None), True
         if len(values[0]):
-            h.fill(*values, **({"weight": w} if w is not None else {}))
+            _fill(h, [bin_indices(v, lo, hi, n, e) for v, (lo, hi), n, e in zip(values, spans, nbins, edges)], w)
             entries += len(values[0])
         if progress:
             progress(entries, total)
@@ -219,7 +220,7 @@ def _batches(catalog, sel, columns, wanted, weight):
         if valid is not None:
             kept = batch.filter(valid)
             dropped, batch = batch.num_rows - kept.num_rows, kept
-        values = [batch.column(c).to_numpy(zero_copy_only=False).astype(np.float64) for c in columns]
+        values = [batch.column(c).to_numpy(zero_copy_only=False) for c in columns]  # integers stay integers
         w = batch.column(WEIGHT_COLUMN).to_numpy(zero_copy_only=False).astype(np.float64) if weight else None
         yield values, w, dropped
 
@@ -266,6 +267,45 @@ def exact_edges(lo: float, hi: float, n: int) -> list[float]:
     if any(b <= a for a, b in zip(edges, edges[1:])):
         raise BadRequest(f"range {_num(lo)},{_num(hi)} is too narrow for {n} bins")
     return edges
+
+
+def bin_indices(values: np.ndarray, lo: float, hi: float, n: int, edges: list[float]) -> np.ndarray:
+    """Each value's bin over ``n`` bins of ``[lo, hi)``: ``0..n-1``, ``-1`` below the range and ``n`` at or above it
+    (NaN too, as boost-histogram does).
+
+    Integers over an integral range: ``floor((x - lo) * n / (hi - lo))`` in doubles is exact while ``|lo|, |hi|`` and
+    ``(hi - lo) * n`` stay below 2**53 (the difference and the product are integers a double holds; the division is
+    correctly rounded, and a quotient ``k + r / width`` with ``r >= 1`` is at least ``1 / width`` from ``k + 1``, more
+    than half an ulp), so lumi blocks, BCIDs and runs are binned at about a regular axis's speed. Anything else by
+    binary search among the exact edges (comparisons only)."""
+    width = hi - lo
+    if values.dtype.kind in "iu" and float(lo).is_integer() and float(hi).is_integer() \
+            and max(abs(lo), abs(hi)) < 2**53 and width * n < 2**53:
+        t = np.subtract(values, lo, dtype=np.float64)  # in place from here: a regular axis's four passes
+        t *= n
+        t /= width
+        np.floor(t, out=t)
+        np.clip(t, -1, n, out=t)
+        return t.astype(np.int64)
+    return np.searchsorted(np.asarray(edges, np.float64), values.astype(np.float64, copy=False), side="right") - 1
+
+
+def _fill(h, indices: list[np.ndarray], weights: np.ndarray | None) -> None:
+    """Add the events at these bin indices (per axis, ``-1`` and ``n`` the flow bins) to ``h``'s storage."""
+    shape = h.view(flow=True).shape
+    flat = indices[0]
+    flat += 1
+    for idx, size in zip(indices[1:], shape[1:]):
+        flat *= size
+        flat += idx
+        flat += 1
+    size = int(np.prod(shape))
+    view = h.view(flow=True)
+    if weights is None:
+        view[...] += np.bincount(flat, minlength=size).reshape(shape)
+    else:
+        view.value += np.bincount(flat, weights=weights, minlength=size).reshape(shape)
+        view.variance += np.bincount(flat, weights=weights * weights, minlength=size).reshape(shape)
 
 
 def _edges(axis) -> list[float]:
