@@ -12,22 +12,13 @@ puts in another bin than exact rational arithmetic does (counted per distinct va
 from __future__ import annotations
 
 import argparse
-import time
 from fractions import Fraction
 
 import hist
 import numpy as np
 
+from bench.catalog import timed
 from eventindex.tag.histogram import _fill, bin_indices, exact_edges
-
-
-def _best(fn, repeat: int) -> float:
-    best = float("inf")
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t)
-    return best
 
 
 def _exact_counts(values: np.ndarray, lo: float, hi: float, n: int) -> np.ndarray:
@@ -70,7 +61,7 @@ def main(argv=None) -> int:
             h.fill(values.astype(np.float64))
             return h
 
-        times = [_best(f, args.repeat) for f in (ours, regular, variable)]
+        times = [timed(f, args.repeat) for f in (ours, regular, variable)]
         if sampled:  # compare per sampled distinct value: which bin each filler gives it
             probe = np.unique(values)[::max(1, len(np.unique(values)) // 200_000)]
             truth = np.array([-1 if Fraction(x) < Fraction(lo) else n if Fraction(x) >= Fraction(hi)
