@@ -4,7 +4,6 @@ Rucio CLOSE records nobody announced (``prune_rucio_closes``). Both are idempote
 from __future__ import annotations
 
 from airflow.sdk import BaseOperator
-from airflow.sdk.exceptions import AirflowFailException
 
 from eventindex import maintenance
 from eventindex.errors import BadInput
@@ -27,11 +26,7 @@ class CatalogGarbageOperator(BaseOperator):
     @fail_fast_on_bad_input
     def execute(self, context) -> dict:
         catalog = CatalogHook(self.catalog_conn_id).get_catalog()
-        try:
-            result = maintenance.collect_garbage(catalog, _number(self.min_age_s, "min age"),
-                                                 dry_run=_flag(self.dry_run))
-        except BadInput as exc:
-            raise AirflowFailException(str(exc)) from None
+        result = maintenance.collect_garbage(catalog, _number(self.min_age_s, "min age"), dry_run=_flag(self.dry_run))
         for r in result.removed:
             self.log.info("%s %s (%d bytes, %s)", "would remove" if result.dry_run else "removed", r["path"],
                           r["bytes"], r["reason"])
@@ -58,11 +53,8 @@ class PruneRucioClosesOperator(BaseOperator):
     @fail_fast_on_bad_input
     def execute(self, context) -> dict:
         engine = MetadataHook(self.metadata_conn_id).get_engine()
-        try:
-            names = maintenance.prune_rucio_closes(engine, _number(self.retention_days, "retention"),
-                                                   dry_run=_flag(self.dry_run))
-        except BadInput as exc:
-            raise AirflowFailException(str(exc)) from None
+        names = maintenance.prune_rucio_closes(engine, _number(self.retention_days, "retention"),
+                                               dry_run=_flag(self.dry_run))
         self.log.info("%s the Rucio CLOSE records of %d datasets nobody announced: %s",
                       "would forget" if _flag(self.dry_run) else "forgot", len(names), ", ".join(names[:50]) or "-")
         return {"pruned": len(names), "dry_run": _flag(self.dry_run)}
@@ -73,7 +65,7 @@ def _number(value, what: str) -> float:
     try:
         return float(value)
     except (TypeError, ValueError):
-        raise AirflowFailException(f"{what} {value!r} is not a number") from None
+        raise BadInput(f"{what} {value!r} is not a number") from None  # fails the task at once (failures.py)
 
 
 def _flag(value) -> bool:

@@ -4,31 +4,21 @@ a server that cannot be reached is a transient fault."""
 
 import pytest
 import sqlalchemy as sa
-from alembic.autogenerate import compare_metadata
-from alembic.runtime.migration import MigrationContext
 
 from eventindex import metadata as md
 from eventindex.errors import DatabaseBusy, SchemaOutOfDate
 from eventindex_harness.ports import free_port
 from tests import legacy_schema
+from tests.unit.test_migrations import differences
 
 pytestmark = pytest.mark.integration
-
-
-def _differences(url: str) -> list:
-    engine = sa.create_engine(url)
-    try:
-        with engine.connect() as conn:
-            return compare_metadata(MigrationContext.configure(conn), md.metadata)
-    finally:
-        engine.dispose()
 
 
 def test_a_fresh_postgresql_db_gets_the_schema_in_code(postgres):
     url = postgres.create_database("ei_migrate_fresh")
     assert md.schema_of(url) == "none"
     assert md.upgrade(url) == md.SCHEMA_HEAD
-    assert _differences(url) == []
+    assert differences(url) == []
     assert md.upgrade(url) == md.SCHEMA_HEAD  # twice: nothing to do
     engine = md.make_engine(url)
     with engine.connect() as conn:
@@ -50,7 +40,7 @@ def test_an_old_postgresql_db_upgrades_to_head_keeping_its_rows(postgres, versio
         checked.connect()
     checked.dispose()
     assert md.upgrade(url) == md.SCHEMA_HEAD
-    assert _differences(url) == []
+    assert differences(url) == []
     with engine.connect() as conn:
         assert conn.exec_driver_sql("select load_id, nevents, nfiles from load_history").all() == [("a", 10, None)]
         assert not sa.inspect(conn).has_table("schema_version")
