@@ -20,13 +20,10 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from . import metadata as md
-from . import upstream
+from . import upstream, xaod_trigger
 from .errors import BadInput, NotFound, TransientError
-from .schema import HLT_BITS, L1_BITS
 from .trigger import TriggerMenu
 
-_MENU_BRANCH = "TriggerMenuAux./TriggerMenuAux."
-_MENU_FIELDS = ("smk", "l1psk", "hltpsk", "itemCtpIds", "itemNames", "chainIds", "chainNames", "chainParentNames")
 
 
 @dataclass
@@ -133,44 +130,12 @@ def _check_reachable(url: str) -> None:
 
 
 def menus_from_file(path: str | Path) -> list[TriggerMenu]:
-    """The trigger menus a real ATLAS xAOD file keeps in its ``MetaData`` tree (``xAOD::TriggerMenu``: SMK, the L1
-    items by CTP id, the HLT chains by chain counter with their L1 seeds); ``[]`` for a file without them (ours).
-
-    Our HLT masks hold ``HLT_BITS`` bits: Run-2 chain counters go beyond (to 4241 in a 2018 menu), and chains
-    whose counter does not fit are left out of the menu, as the masks cannot record their decisions.
-    """
+    """The trigger menus a real ATLAS xAOD file keeps in its ``MetaData`` (Run 2 ``xAOD::TriggerMenu``, Run 3
+    ``TriggerMenuJson``; see ``eventindex.xaod_trigger``); ``[]`` for a file without them (ours)."""
     import uproot
 
     try:
         with uproot.open(path) as handle:
-            if "MetaData" not in handle:
-                return []
-            tree = handle["MetaData"]
-            names = [_MENU_BRANCH + f for f in _MENU_FIELDS]
-            if not all(n in tree for n in names):
-                return []
-            data = {f: tree[_MENU_BRANCH + f].array(library="np") for f in _MENU_FIELDS}
+            return xaod_trigger.read_menus(handle, str(path))
     except (OSError, ValueError) as exc:
         raise BadInput(f"{path}: not a readable ROOT file ({type(exc).__name__}: {exc})") from None
-    menus: dict[int, TriggerMenu] = {}
-    for entry in range(len(data["smk"])):
-        for i, smk in enumerate(int(s) for s in data["smk"][entry]):
-            if smk in menus or smk == 0:
-                continue
-            menus[smk] = _menu(smk, int(data["l1psk"][entry][i]), int(data["hltpsk"][entry][i]),
-                               *(list(data[f][entry][i]) for f in _MENU_FIELDS[3:]))
-    return list(menus.values())
-
-
-def _menu(smk: int, l1psk: int, hltpsk: int, ctp_ids, items, chain_ids, chains, seeds) -> TriggerMenu:
-    l1 = [None] * (max([int(c) for c in ctp_ids if c < L1_BITS], default=-1) + 1)
-    for ctp, name in zip(ctp_ids, items):
-        if int(ctp) < L1_BITS:
-            l1[int(ctp)] = str(name)
-    kept = [(int(c), str(n), str(s)) for c, n, s in zip(chain_ids, chains, seeds) if int(c) < HLT_BITS]
-    hlt = [None] * (max([c for c, _, _ in kept], default=-1) + 1)
-    for counter, name, _ in kept:
-        hlt[counter] = name
-    return TriggerMenu(smk=smk, name=f"SMK {smk} (L1 PSK {l1psk}, HLT PSK {hltpsk}) from file metadata",
-                       l1_items=tuple(l1), hlt_chains=tuple(hlt),
-                       hlt_seeds={name: seed for _, name, seed in kept if seed})

@@ -20,7 +20,7 @@ import numpy as np
 import pyarrow as pa
 
 from .errors import BadRequest, UnknownTrigger
-from .schema import HLT_BITS, L1_BITS
+from .schema import HLT_BITS, HLT_MAX_BITS, L1_BITS, hlt_width
 
 
 def close_matches(word: str, possibilities, n: int = 5) -> list[str]:
@@ -112,8 +112,8 @@ class TriggerMenu:
     hlt_streams: dict[str, str] = field(default_factory=dict)  # chain -> stream it feeds
 
     def __post_init__(self) -> None:
-        if len(self.l1_items) > L1_BITS or len(self.hlt_chains) > HLT_BITS:
-            raise ValueError(f"menu {self.smk} has more items than the masks hold ({L1_BITS} L1, {HLT_BITS} HLT)")
+        if len(self.l1_items) > L1_BITS or len(self.hlt_chains) > HLT_MAX_BITS:
+            raise ValueError(f"menu {self.smk} has more items than the masks hold ({L1_BITS} L1, {HLT_MAX_BITS} HLT)")
         index = {}
         for level, names in (("L1", self.l1_items), ("HLT", self.hlt_chains)):
             for bit, name in enumerate(names):
@@ -140,9 +140,27 @@ class TriggerMenu:
     def names_by_bit(self, level: str) -> tuple[str | None, ...]:
         return self.l1_items if level == "L1" else self.hlt_chains
 
+    @property
+    def hlt_nbytes(self) -> int:
+        """The HLT mask width (bytes) this menu's chain counters need (``schema.hlt_width``)."""
+        return hlt_width(len(self.hlt_chains) - 1)
+
+    def difference(self, other: "TriggerMenu") -> str | None:
+        """Where two menus of the same SMK disagree, naming the first differing name (None: same items and chains
+        at the same bits)."""
+        for level in LEVELS:
+            mine, theirs = self.names_by_bit(level), other.names_by_bit(level)
+            for bit in range(max(len(mine), len(theirs))):
+                a = mine[bit] if bit < len(mine) else None
+                b = theirs[bit] if bit < len(theirs) else None
+                if a != b:
+                    what = "CTP id" if level == "L1" else "chain counter"
+                    return f"{level} {what} {bit} is {a or 'empty'} in one and {b or 'empty'} in the other"
+        return None
+
     def encode(self, names: list[str]) -> dict[str, bytes]:
-        """One event's masks ``{"L1": 64 bytes, "HLT": 128 bytes}`` with the bits of ``names`` set."""
-        bits = {"L1": np.zeros(L1_BITS, bool), "HLT": np.zeros(HLT_BITS, bool)}
+        """One event's masks ``{"L1": 64 bytes, "HLT": hlt_nbytes bytes}`` with the bits of ``names`` set."""
+        bits = {"L1": np.zeros(L1_BITS, bool), "HLT": np.zeros(self.hlt_nbytes * 8, bool)}
         for name in names:
             level, bit = self.locate(name)
             bits[level][bit] = True

@@ -6,14 +6,18 @@ Run 3 (RNTuple): ``EventData``, one entry per event, with fields ``EventInfoAuxD
 ``DataHeader`` and ``EventTag`` RNTuples, which the index does not need). In both, ``##Params`` holds the file's
 GUID (``[NAME=FID]``) and the entry number is the event's ``oid``.
 
-What an xAOD file does not hold in EventInfo is the trigger: records of such files have null L1/HLT masks (not
-zero ones: zero would claim the event passed no trigger), menu keys 0, and the schema metadata
-``eventindex.trigger = none``. Simulation has no stream; data gets the dataset's stream, as with our own files.
+The trigger decisions are in ``xTrigDecision`` and the menus in the file's metadata (``eventindex.xaod_trigger``):
+records carry the six masks and the menu keys, and their schema metadata ``eventindex.menus`` the file's menus,
+which the catalogue saves at load. A file without ``xTrigDecision`` gives null L1/HLT masks (not zero ones: zero
+would claim the event passed no trigger), menu keys 0, and the schema metadata ``eventindex.trigger = none``.
+Simulation has no stream; data gets the dataset's stream, as with our own files.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+import json
 
 import awkward as ak
 import numpy as np
@@ -21,9 +25,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import uproot
 
+from . import xaod_trigger
 from .errors import ProducerError
 from .naming import DatasetName
-from .schema import HLT_MASKS, L1_MASKS, identity_columns, record_schema
+from .schema import HLT_MASKS, L1_MASKS, MENUS_KEY, identity_columns, record_schema
+from .trigger import TriggerMenu, masks_to_arrow
 
 XAOD_TREE = "CollectionTree"
 XAOD_RNTUPLE = "EventData"
@@ -53,6 +59,8 @@ class XAODEvents:
     columns: dict[str, np.ndarray]  # REQUIRED and OPTIONAL columns, plus mc_channel_number for simulation
     mc_event_weight: pa.Array | None  # the first MC weight (float32, null where an event has none)
     stream_tags: list[str]  # the stream tag names any event carries (empty when the file has none)
+    decisions: xaod_trigger.Decisions | None = None  # None: the file has no xTrigDecision
+    menus: tuple[TriggerMenu, ...] = ()  # the menus in the file's metadata
 
     def __len__(self) -> int:
         return len(self.columns["event_number"])
@@ -86,7 +94,8 @@ def read_xaod(handle: uproot.ReadOnlyDirectory, path: str, mc: bool) -> XAODEven
     if missing:
         raise _fail(path, f"xAOD {layout} '{container}' lacks EventInfo {', '.join(missing)}")
     extra = {k: find(a) for k, a in (("weights", MC_WEIGHTS), ("streams", STREAM_TAGS))}
-    branches = [n for n in (*names.values(), *extra.values()) if n]
+    trigger = xaod_trigger.decision_branches(present, SEPARATOR[layout], path)
+    branches = [n for n in (*names.values(), *extra.values(), *trigger.values()) if n]
     try:
         arrays = events.arrays(branches, library="ak")
     except Exception as exc:  # uproot raises many types for a damaged file
@@ -108,7 +117,9 @@ def read_xaod(handle: uproot.ReadOnlyDirectory, path: str, mc: bool) -> XAODEven
         flat = ak.flatten(arrays[extra["streams"]], axis=None)
         if len(flat):
             tags = sorted(pc.unique(ak.to_arrow(flat, extensionarray=False)).to_pylist())
-    return XAODEvents(layout, columns, weight, tags)
+    menus = tuple(xaod_trigger.read_menus(handle, path))
+    decisions = xaod_trigger.decisions(arrays, trigger, list(menus), path) if trigger else None
+    return XAODEvents(layout, columns, weight, tags, decisions, menus)
 
 
 def _numeric(path: str, name: str, array: ak.Array, jagged: bool = False) -> ak.Array:
@@ -145,15 +156,19 @@ def stream_refusal(events: XAODEvents, dataset: DatasetName) -> str | None:
 
 
 def to_records(events: XAODEvents, fid: str, dataset: DatasetName) -> pa.Table:
-    """Index records of one xAOD file: EventInfo, the own reference ``(fid, entry)``, null trigger masks."""
+    """Index records of one xAOD file: EventInfo, the own reference ``(fid, entry)``, the trigger decisions (null
+    masks without them), and the file's menus in the schema metadata."""
     n = len(events)
-    schema = record_schema([dataset.datatype], trigger=False)
+    found = events.decisions
+    meta = {MENUS_KEY: json.dumps([m.to_json() for m in events.menus])} if events.menus else None
+    schema = record_schema([dataset.datatype], meta, trigger=found is not None,
+                           **({"hlt_nbytes": found.hlt_nbytes} if found else {}))
     cols: dict[str, pa.Array] = {name: pa.array(events.columns[name]) for name in (*REQUIRED, *OPTIONAL)}
     cols.update(identity_columns(dataset, fid, n, events.columns.get("mc_channel_number"), events.mc_event_weight))
     for key in ("smk", "l1psk", "hltpsk"):
-        cols[key] = pa.array(np.zeros(n, np.uint32))
+        cols[key] = pa.array(found.keys[key] if found else np.zeros(n, np.uint32))
     for m in (*L1_MASKS, *HLT_MASKS):
-        cols[m] = null_masks(n, schema.field(m).type.byte_width)
+        cols[m] = masks_to_arrow(found.masks[m]) if found else null_masks(n, schema.field(m).type.byte_width)
     return pa.Table.from_arrays([cols[f.name] for f in schema], schema=schema)
 
 

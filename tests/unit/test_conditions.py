@@ -15,6 +15,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+import uproot
 import sqlalchemy as sa
 
 from eventindex import conditions, upstream
@@ -116,7 +117,11 @@ def test_the_menu_of_a_real_xaod_file_is_read_from_its_metadata():
     menu = menus[0]
     assert menu.locate("L1_EM22VHI")[0] == "L1" and menu.locate("HLT_e26_lhtight_idperf") == ("HLT", 1)
     assert menu.hlt_seeds["HLT_e26_lhtight_idperf"] == "L1_EM22VHI"
-    assert len(menu.l1_items) <= 512 and len(menu.hlt_chains) <= 1024
+    # every chain, counters past the default 1024-bit mask included (the HLT masks get the width the menu needs)
+    assert len(menu.l1_items) <= 512 and menu.locate("HLT_j30_xe60_razor220")[0] == "HLT"
+    with uproot.open(ATLAS_FILE) as h:
+        ids = h["MetaData"]["TriggerMenuAux./TriggerMenuAux.chainIds"].array(library="np")[0][0]
+    assert len(menu.hlt_chains) == int(max(ids)) + 1 == 4242 and sum(c is not None for c in menu.hlt_chains) == len(ids)
 
 
 def test_our_own_files_carry_no_menu_of_their_own(small_world):

@@ -24,7 +24,7 @@ from ..guid import format_guid
 from ..naming import DatasetName, parse
 from ..schema import stage_key, stages_of
 from ..trigger import TriggerMenu, close_matches
-from .records import LoadResult, as_table, check_records, trigger_counts
+from .records import LoadResult, as_table, carried_menus, check_records, trigger_counts
 from .expression import is_name
 from .selection import (Selection, check_known, check_trigger_data, contained, has_trigger_information,
                         menus_missing, overlaps_ranges, row_filters)
@@ -138,6 +138,7 @@ class PreparedLoad:
     row: dict
     file_rows: list[dict]
     counts: list[dict]
+    menus: list[TriggerMenu]  # menus the records carried (real files) that the catalogue saves with the load
 
 
 class CatalogBase:
@@ -182,6 +183,7 @@ class CatalogBase:
             raise BadLoad(f"source {source!r} is not one of {', '.join(SOURCES)}")
         table = as_table(records)
         check_records(ds, table)
+        table, menus = carried_menus(ds, table, self.menus())
         run = table.column("run_number").to_numpy()
         evt = table.column("event_number").to_numpy()
         in_order = (run[1:] > run[:-1]) | ((run[1:] == run[:-1]) & (evt[1:] >= evt[:-1]))
@@ -209,7 +211,7 @@ class CatalogBase:
             "stages": json.dumps(stages), "smks": json.dumps(smks), "storage": "", "load_id": "",
             "loaded_at": md.now(), "obsolete_at": None, "source": source or "manual",
         }
-        return PreparedLoad(ds, table, stages, row, file_rows, trigger_counts(table, smks) if counts else [])
+        return PreparedLoad(ds, table, stages, row, file_rows, trigger_counts(table, smks) if counts else [], menus)
 
     def _commit(self, p: PreparedLoad, load_id: str, storage: str) -> str | None:
         """Switch the manifest to the new version in one transaction; returns the replaced load id."""
@@ -229,6 +231,8 @@ class CatalogBase:
                 conn.execute(md.files.insert(), [{"dataset_id": dataset_id, **f} for f in p.file_rows])
             if p.counts:
                 conn.execute(md.trigger_counts.insert(), [{"dataset_id": dataset_id, **c} for c in p.counts])
+            if p.menus:
+                md.save_menus(conn, p.menus)
             conn.execute(md.load_history.insert().values(
                 dataset=p.ds.name, action="reload" if replaced else "load", load_id=load_id,
                 replaced_load_id=replaced, nevents=p.table.num_rows, nfiles=p.row["nfiles"], at=md.now()))

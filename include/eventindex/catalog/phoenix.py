@@ -35,7 +35,8 @@ EVENT_COLUMNS = [
     ("LUMI_BLOCK", "UNSIGNED_INT"), ("BCID", "UNSIGNED_SMALLINT"), ("TS", "UNSIGNED_INT"),
     ("TS_NS", "UNSIGNED_INT"), ("STREAM", "VARCHAR"), ("SMK", "UNSIGNED_INT"), ("L1PSK", "UNSIGNED_INT"),
     ("HLTPSK", "UNSIGNED_INT"),
-    *[(m.upper(), "BINARY(64)") for m in L1_MASKS], *[(m.upper(), "BINARY(128)") for m in HLT_MASKS],
+    *[(m.upper(), "BINARY(64)") for m in L1_MASKS],
+    *[(m.upper(), "VARBINARY") for m in HLT_MASKS],  # the HLT width is per dataset (schema.hlt_width)
     ("MC_CHANNEL_NUMBER", "UNSIGNED_INT"), ("MC_EVENT_WEIGHT", "FLOAT"),
 ]
 SOURCE_OF = {"TS": "timestamp", "TS_NS": "timestamp_ns"}

@@ -16,8 +16,8 @@ import pyarrow.parquet as pq
 
 from ..errors import BadLoad
 from ..naming import DatasetName
-from ..schema import BASE_FIELDS, STAGE_RE
-from ..trigger import masks_from_arrow
+from ..schema import BASE_FIELDS, HLT_MASKS, MENUS_KEY, STAGE_RE, is_hlt_mask_type, merged_menus, unify_hlt
+from ..trigger import TriggerMenu, masks_from_arrow
 
 TRIGGER_COLUMNS = {"L1": "l1_tav", "HLT": "hlt_passed"}
 
@@ -54,9 +54,42 @@ def as_table(records) -> pa.Table:
     if not parts:
         raise BadLoad("no records given")
     try:
-        return pa.concat_tables(parts, promote_options="none")
-    except pa.ArrowInvalid as exc:
+        menus = merged_menus(parts)
+    except ValueError as exc:
+        raise BadLoad(str(exc)) from None
+    try:
+        table = pa.concat_tables(unify_hlt(parts), promote_options="none")
+    except (pa.ArrowInvalid, ValueError) as exc:
         raise BadLoad(f"the record files have different schemas: {exc}") from None
+    if menus:
+        table = table.replace_schema_metadata({**(table.schema.metadata or {}), MENUS_KEY.encode(): menus})
+    return table
+
+
+def carried_menus(ds: DatasetName, table: pa.Table, known: dict[int, TriggerMenu]) -> tuple[pa.Table, list]:
+    """The menus the records carry (schema metadata ``eventindex.menus``, from real files) that the catalogue does not
+    hold yet, and the table without that metadata. The same SMK with another menu, among them or against ``known``,
+    is BadLoad naming the SMK and the first differing name: an SMK names one menu for good."""
+    import json
+
+    meta = dict(table.schema.metadata or {})
+    raw = meta.pop(MENUS_KEY.encode(), None)
+    if raw is None:
+        return table, []
+    try:
+        found = [TriggerMenu.from_json(m) for m in json.loads(raw)]
+    except (ValueError, TypeError, KeyError) as exc:
+        raise BadLoad(f"{ds.name}: the records' trigger menus are malformed ({type(exc).__name__}: {exc})") from None
+    new: dict[int, TriggerMenu] = {}
+    for menu in found:
+        held = known.get(menu.smk) or new.get(menu.smk)
+        why = held.difference(menu) if held is not None else None
+        if why:
+            where = "the catalogue's" if menu.smk in known else "another file's"
+            raise BadLoad(f"{ds.name}: SMK {menu.smk} names another menu than {where}: {why}")
+        if held is None:
+            new[menu.smk] = menu
+    return table.replace_schema_metadata(meta), list(new.values())
 
 
 def check_records(ds: DatasetName, table: pa.Table) -> None:
@@ -64,7 +97,11 @@ def check_records(ds: DatasetName, table: pa.Table) -> None:
         if f.name not in table.schema.names:
             raise BadLoad(f"{ds.name}: records lack the column {f.name}")
         got = table.schema.field(f.name).type
-        if got != f.type:
+        if f.name in HLT_MASKS:
+            if not is_hlt_mask_type(got) or got != table.schema.field(HLT_MASKS[0]).type:
+                raise BadLoad(f"{ds.name}: column {f.name} is {got}, expected fixed_size_binary of a multiple of 8 "
+                              f"bytes from {f.type.byte_width}, the same for {', '.join(HLT_MASKS)}")
+        elif got != f.type:
             raise BadLoad(f"{ds.name}: column {f.name} is {got}, expected {f.type}")
     own = f"{ds.datatype}_guid"
     if own not in table.schema.names:
