@@ -213,7 +213,7 @@ def prepare(console: Console, settings: Settings, config: WorldConfig, fresh: bo
                   f"{size / total:.1f} bytes/event in Parquet; grid datasets written by several jobs, one part each")
     if real:
         console.print(f"   and a real ATLAS file: {REAL_FILE.name} ({real.nevents} events, GUID {real.files[0]['guid']}, "
-                      "no trigger decisions in its EventInfo)", highlight=False)
+                      "trigger decisions from its xTrigDecision, menu from its metadata)", highlight=False)
     console.print("   announced over STOMP" if settings.stomp_url else
                   "   no broker configured (EVENTINDEX_STOMP_URL): the staging area is the hand-over")
     return world
@@ -256,7 +256,7 @@ def load_library(console: Console, settings: Settings, world: dict) -> None:
     with progress_bar(console) as bar:
         task = bar.add_task("loading datasets", total=len(world["datasets"]))
         results = load_staged(open_catalog(settings), settings.staging,
-                              progress=lambda i, n: bar.update(task, completed=i))
+                              progress=lambda i, n: bar.update(task, completed=i, total=n))
     seconds = time.perf_counter() - started
     total = sum(r.nevents for r in results)
     console.print(f"   {len(results)} datasets, {total:,} events loaded in {seconds:.1f} s "
@@ -338,10 +338,13 @@ def tag_services(console: Console, settings: Settings) -> None:
     console.print(f"   reproduce: {result.command}", highlight=False, soft_wrap=True)
 
 
+REAL_TRIGGERS = ("HLT_e26_lhtight_nod0_ivarloose", "HLT_mu26_ivarmedium", "HLT_xe110_pufit_L1XE55", "L1_EM22VHI",
+                 "L1_MU20")
+
+
 def real_file_queries(console: Console, catalog) -> None:
-    """Where an event of the real ATLAS file is, and what a trigger query on it says (it has no trigger masks)."""
+    """Where an event of the real ATLAS file is, and what its own trigger decisions say, through its own menu."""
     from .catalog import make_selection
-    from .errors import BadSelection
 
     if REAL_DATASET not in {d["name"] for d in catalog.datasets()}:
         return
@@ -351,10 +354,13 @@ def real_file_queries(console: Console, catalog) -> None:
     console.print(f"   lookup {run} {event} (the real ATLAS file): " + ", ".join(
         f"{m['datatype']} file {m['refs'][m['datatype']]['guid']} entry {m['refs'][m['datatype']]['oid']}"
         for m in refs), highlight=False)
-    try:
-        catalog.count(make_selection(dataset=REAL_DATASET, triggers=["HLT_e26_lhtight_ivarloose_L1EM22VHI"]))
-    except BadSelection as exc:
-        console.print(f"   count HLT_e26_lhtight_ivarloose_L1EM22VHI on it: {exc}", highlight=False)
+    smks = catalog.show(REAL_DATASET)["smks"]
+    expression = f"{REAL_TRIGGERS[0]} or {REAL_TRIGGERS[1]}"
+    n = catalog.count(make_selection(dataset=REAL_DATASET, triggers=[expression]))
+    console.print(f"   the real file (SMK {', '.join(map(str, smks))}, its menu from its own metadata): "
+                  f"{n} of 40 events pass {expression}", highlight=False)
+    labels, matrix = catalog.overlaps(make_selection(dataset=REAL_DATASET), triggers=list(REAL_TRIGGERS))
+    console.print(matrix_table("events of the real ATLAS file passing two triggers", labels, matrix))
 
 
 def matrix_table(title: str, labels, matrix) -> Table:
