@@ -26,7 +26,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..errors import BadInput, BadRequest
-from ..schema import BASE_FIELDS, STAGE_RE, stage_key
+from ..schema import BASE_FIELDS, HLT_BITS, HLT_MASKS, STAGE_RE, stage_key
 
 TREE = "events"
 DEFAULT_ATTRIBUTES = ("run_number", "event_number", "lumi_block")
@@ -202,8 +202,9 @@ def skim(catalog, sel, attributes=None, formats=None, output: str = "skim.root",
     formats = check_formats(catalog, sel, formats)
     columns = list(dict.fromkeys([*attributes, *(f"{f}_{k}" for f in formats for k in ("guid", "oid"))]))
     total = min(catalog.count(sel), limit if limit is not None else 2**63) if progress else 0
-    batches = catalog.select(sel, columns)
     branches = {a: ATTRIBUTES[a] for a in attributes}
+    branches.update({a: ("<u8", (_hlt_nbytes(catalog, sel) // 8,)) for a in attributes if a in HLT_MASKS})
+    batches = catalog.select(sel, columns)
     branches.update({n: t for f in formats for n, t in ((f"{f}_guid", "string"), (f"{f}_entry", "<i8"))})
     if "://" in output:
         events = _to_object_store(batches, branches, formats, output, limit, progress, total)
@@ -213,6 +214,13 @@ def skim(catalog, sel, attributes=None, formats=None, output: str = "skim.root",
                       attributes=attributes, formats=formats, seconds=round(time.monotonic() - started, 3),
                       command=reproduce_command(sel, attributes, formats, _uri(output) if "://" in output else output,
                                               limit, overwrite))
+
+
+def _hlt_nbytes(catalog, sel) -> int:
+    """The HLT mask width a skim's branches get: the widest menu of the selected datasets (``schema.hlt_width``)."""
+    menus = catalog.menus()
+    smks = {s for row in catalog.matching(sel) for s in row["smks"]}
+    return max([HLT_BITS // 8] + [menus[s].hlt_nbytes for s in smks if s in menus])
 
 
 def _to_local(batches, branches, formats, path: Path, limit, progress, total) -> int:
@@ -248,7 +256,7 @@ def _write_tree(path: Path, batches, branches: dict, formats, limit, progress, t
         tree = out[TREE]
         for batch in _cut(batches, limit):
             if batch.num_rows:
-                tree.extend({name: _branch(batch, name, formats) for name in branches})
+                tree.extend({name: _branch(batch, name, formats, branches) for name in branches})
                 written += batch.num_rows
             if progress:
                 progress(written, total)
@@ -272,7 +280,7 @@ def _cut(batches, limit) -> Iterator[pa.RecordBatch]:
             close()
 
 
-def _branch(batch: pa.RecordBatch, name: str, formats) -> np.ndarray:
+def _branch(batch: pa.RecordBatch, name: str, formats, branches: dict) -> np.ndarray:
     """One branch's values for a batch, vectorized (no loop per event). A reference a record lacks: GUID "" and
     entry -1."""
     stage, _, suffix = name.rpartition("_")
@@ -281,7 +289,7 @@ def _branch(batch: pa.RecordBatch, name: str, formats) -> np.ndarray:
     col = batch.column(name)
     if pa.types.is_dictionary(col.type):
         col = col.cast(col.type.value_type)
-    branch_type = "string" if stage in formats and suffix == "guid" else ATTRIBUTES[name]
+    branch_type = "string" if stage in formats and suffix == "guid" else branches[name]
     if branch_type == "string":  # as an awkward array over the Arrow buffers: no Python string per event
         import awkward as ak
 
@@ -292,8 +300,14 @@ def _branch(batch: pa.RecordBatch, name: str, formats) -> np.ndarray:
         words = branch_type[1][0]
         if not pa.types.is_fixed_size_binary(col.type):
             col = col.cast(pa.binary(words * 8))
-        data = np.frombuffer(col.buffers()[1], np.uint8)[col.offset * words * 8:(col.offset + len(col)) * words * 8]
-        return data.view("<u8").reshape(len(col), words)
+        have = col.type.byte_width  # an HLT mask's width is per dataset: padded (or cut) to the branch's
+        data = np.frombuffer(col.buffers()[1], np.uint8)[col.offset * have:(col.offset + len(col)) * have]
+        data = data.reshape(len(col), have)
+        if have > words * 8 and data[:, words * 8:].any():
+            raise BadRequest(f"{name} sets a bit beyond the {words * 64} bits of the selected datasets' menus")
+        fitted = np.zeros((len(col), words * 8), np.uint8)
+        fitted[:, :min(have, words * 8)] = data[:, :words * 8]
+        return fitted.view("<u8")
     dtype = np.dtype(branch_type)
     if col.null_count:
         col = pc.fill_null(col, float("nan") if dtype.kind == "f" else 0)
