@@ -110,9 +110,10 @@ class ValidateIndexOperator(IngestOperator):
     def execute(self, context) -> dict:
         rucio = RucioHook(self.rucio_conn_id, metadata_conn_id=self.metadata_conn_id).get_client()
         fetched = ingest.Fetched(**self.fetched)
-        told = announcements.for_dataset(MetadataHook(self.metadata_conn_id).get_engine(), fetched.dataset)
+        engine = MetadataHook(self.metadata_conn_id).get_engine()
+        told = announcements.for_dataset(engine, fetched.dataset)
         try:
-            summary = ingest.validate(fetched, rucio, told, self.allow_duplicates)
+            summary = ingest.validate(fetched, rucio, told, self.allow_duplicates, menus=ingest.known_menus(engine))
         except ValidationFailed as exc:
             raise self.report(exc.problems, str(exc)) from None
         except BadInput as exc:  # bad data the checks could not even start on: no retries either

@@ -80,7 +80,7 @@ def fetch(dataset: str, staging: str, work: WorkArea) -> Fetched:
 
 
 def validate(fetched: Fetched, ddm, announced: list[dict] | dict | None = None,
-             allow_duplicates: bool = False) -> dict:
+             allow_duplicates: bool = False, menus: dict | None = None) -> dict:
     """All checks of a fetched dataset; raises ValidationFailed listing every problem found.
 
     The same checks as ``eventindex load`` makes (``catalog.validation.validate_parts``): each job's part against
@@ -92,8 +92,14 @@ def validate(fetched: Fetched, ddm, announced: list[dict] | dict | None = None,
         announced = [announced]
     parts = [StagedPart(posixpath.basename(uri.split("?")[0]), summary, lambda uri=uri: read_parquet(uri))
              for uri, summary in zip(fetched.parquet, fetched.summaries)]
-    summary, _ = validate_parts(fetched.dataset, parts, ddm, announced, allow_duplicates)
+    summary, _ = validate_parts(fetched.dataset, parts, ddm, announced, allow_duplicates, menus=menus)
     return summary
+
+
+def known_menus(engine) -> dict:
+    """The trigger menus the metadata DB holds, by SMK (what the menus carried by real files must agree with)."""
+    with engine.connect() as conn:
+        return md.load_menus(conn)
 
 
 def record_problems(metadata_url_or_engine, problems: list[Problem]) -> int:

@@ -100,7 +100,8 @@ def load_staged(catalog, staging: str, progress=None, ddm=None, allow_duplicates
             verify_staged(fs, staged)
             parts = [StagedPart(posixpath.basename(p), s, lambda p=p: pq.read_table(p, filesystem=fs))
                      for s, p in zip(staged.summaries, staged.parquet_paths)]
-            _, tables = validate_parts(staged.name, parts, ddm, allow_duplicates=allow_duplicates, keep_tables=True)
+            _, tables = validate_parts(staged.name, parts, ddm, allow_duplicates=allow_duplicates, keep_tables=True,
+                                       menus=catalog.menus())
         except (BadInput, NotFound, ValidationFailed) as exc:  # bad data: never a transient fault
             if refused is None:
                 raise

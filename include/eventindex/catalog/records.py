@@ -85,8 +85,7 @@ def carried_menus(ds: DatasetName, table: pa.Table, known: dict[int, TriggerMenu
         held = known.get(menu.smk) or new.get(menu.smk)
         why = held.difference(menu) if held is not None else None
         if why:
-            where = "the catalogue's" if menu.smk in known else "another file's"
-            raise BadLoad(f"{ds.name}: SMK {menu.smk} names another menu than {where}: {why}")
+            raise BadLoad(f"{ds.name}: SMK {menu.smk} names another menu than the one already known: {why}")
         if held is None:
             new[menu.smk] = menu
     return table.replace_schema_metadata(meta), list(new.values())

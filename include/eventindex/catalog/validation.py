@@ -26,7 +26,7 @@ from ..ddm import files_by_guid, guid_key, split_did
 from ..errors import BadLoad, DIDNotFound, Problem, ValidationFailed
 from ..guid import format_guid
 from ..naming import DatasetName, parse
-from .records import check_records
+from .records import carried_menus, check_records
 
 _HEX8 = re.compile(r"^[0-9a-f]{8}$")
 _REQUIRED = {"dataset": str, "parquet": str, "bytes": int, "adler32": str, "nevents": int}
@@ -174,13 +174,15 @@ def part_problems(ds: DatasetName, part: StagedPart,
 
 
 def validate_parts(dataset: str, parts: list[StagedPart], ddm=None, announced: list[dict] | None = None,
-                   allow_duplicates: bool = False, keep_tables: bool = False) -> tuple[dict, list[pa.Table]]:
+                   allow_duplicates: bool = False, keep_tables: bool = False,
+                   menus: dict | None = None) -> tuple[dict, list[pa.Table]]:
     """Every check of a staged dataset; raises ValidationFailed listing every problem found.
 
     ``ddm``: the data catalogue (Rucio) to check the dataset against, or None to skip those checks (the result's
     ``rucio`` says "skipped"). ``announced``: the latest announcement of each job (the DAG path), whose per-GUID
     counts must match too. Returns the summary ``{"dataset", "nfiles", "nevents", "duplicates", "rucio"}`` and,
-    with ``keep_tables``, the parts' tables (to load without reading them twice)."""
+    with ``keep_tables``, the parts' tables (to load without reading them twice). ``menus``: the trigger menus the
+    catalogue holds (SMK -> TriggerMenu), which the menus a part carries (real files) must not contradict."""
     ds = parse(dataset)
     name = ds.name
     problems: list[Problem] = []
@@ -188,10 +190,13 @@ def validate_parts(dataset: str, parts: list[StagedPart], ddm=None, announced: l
     owner: dict[str, tuple] = {}
     runs, events, tables, uniques = [], [], [], []
     told_by_job = {(int(m.get("task_id") or 0), int(m.get("job_id") or 0)): m for m in announced or []}
+    known = dict(menus or {})
     for part in parts:
         try:
             table = part.read()
             check_records(ds, table)
+            _, new = carried_menus(ds, table, known)
+            known.update({m.smk: m for m in new})
         except BadLoad as exc:
             problems.append(Problem(name, part.name, str(exc)))
             continue
