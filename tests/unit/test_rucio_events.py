@@ -4,6 +4,7 @@ real daemon is in tests/integration/test_rucio_events.py."""
 
 from __future__ import annotations
 
+import copy
 import json
 
 import pytest
@@ -192,7 +193,7 @@ def mutated_events(draw) -> str:
         if draw(st.booleans()):
             holder.pop(where, None)
         else:
-            holder[where] = draw(EDGES | json_values)
+            holder[where] = copy.deepcopy(draw(EDGES | json_values))  # EDGES' lists and dicts are shared objects
     return json.dumps(msg)
 
 

@@ -101,7 +101,7 @@ def load_staged(catalog, staging: str, progress=None, ddm=None, allow_duplicates
             parts = [StagedPart(posixpath.basename(p), s, lambda p=p: pq.read_table(p, filesystem=fs))
                      for s, p in zip(staged.summaries, staged.parquet_paths)]
             _, tables = validate_parts(staged.name, parts, ddm, allow_duplicates=allow_duplicates, keep_tables=True,
-                                       menus=catalog.menus())
+                                       menus=catalog.menus() if catalog is not None else None)
         except (BadInput, NotFound, ValidationFailed) as exc:  # bad data: never a transient fault
             if refused is None:
                 raise
