@@ -137,5 +137,7 @@ def menus_from_file(path: str | Path) -> list[TriggerMenu]:
     try:
         with uproot.open(path) as handle:
             return xaod_trigger.read_menus(handle, str(path))
+    except BadInput:
+        raise
     except (OSError, ValueError) as exc:
         raise BadInput(f"{path}: not a readable ROOT file ({type(exc).__name__}: {exc})") from None

@@ -140,7 +140,7 @@ def read_menus(handle, path: str) -> list[TriggerMenu]:
     for sep in (".", ":"):
         run2 = {f: f"{RUN2_MENU}{sep}{f}" for f in RUN2_FIELDS}
         if all(n in present for n in run2.values()):
-            return _run2_menus({f: meta[n].array(library="np") for f, n in run2.items()})
+            return _run2_menus({f: meta[n].array(library="np") for f, n in run2.items()}, path)
         run3 = {(level, f): f"{store}{sep}{f}" for level, store in RUN3_MENUS.items() for f in ("key", "payload")}
         if run3[("HLT", "key")] in present and run3[("HLT", "payload")] in present:
             arrays = {k: ak.flatten(meta[n].array(library="ak"), axis=None).tolist()
@@ -149,7 +149,7 @@ def read_menus(handle, path: str) -> list[TriggerMenu]:
     return []
 
 
-def _run2_menus(data: dict) -> list[TriggerMenu]:
+def _run2_menus(data: dict, path: str) -> list[TriggerMenu]:
     menus: dict[int, TriggerMenu] = {}
     for entry in range(len(data["smk"])):
         for i, smk in enumerate(int(s) for s in data["smk"][entry]):
@@ -160,7 +160,7 @@ def _run2_menus(data: dict) -> list[TriggerMenu]:
                                   data["chainParentNames"][entry][i]))
                 menus[smk] = _menu(smk, "from file metadata (xAOD::TriggerMenu)", l1,
                                    {int(c): str(n) for c, n, _ in chains}, {str(n): str(s) for _, n, s in chains if s},
-                                   {})
+                                   {}, path)
     return list(menus.values())
 
 
@@ -186,7 +186,7 @@ def _run3_menus(arrays: dict, path: str) -> list[TriggerMenu]:
                 streams[name] = str(named[0])
         menus[smk] = _menu(smk, str(doc.get("name") or "from file metadata (TriggerMenuJson)"),
                            l1_by_key.get(smk, {}), {int(c["counter"]): name for name, c in chains.items()},
-                           {name: str(c["l1item"]) for name, c in chains.items() if c.get("l1item")}, streams)
+                           {name: str(c["l1item"]) for name, c in chains.items() if c.get("l1item")}, streams, path)
     return list(menus.values())
 
 
@@ -200,12 +200,19 @@ def _json(payload: str, path: str, what: str) -> dict:
     return doc
 
 
-def _menu(smk: int, origin: str, l1: dict[int, str], hlt: dict[int, str], seeds: dict, streams: dict) -> TriggerMenu:
+def _menu(smk: int, origin: str, l1: dict[int, str], hlt: dict[int, str], seeds: dict, streams: dict,
+          path: str) -> TriggerMenu:
+    bad = [c for c in hlt if not 0 <= c < HLT_MAX_BITS]
+    if bad:
+        raise _fail(path, f"menu SMK {smk} has HLT chain counter {bad[0]}, outside 0-{HLT_MAX_BITS - 1}")
     items = [None] * (max(l1, default=-1) + 1)
     for ctp, name in l1.items():
         items[ctp] = name
     chains = [None] * (max(hlt, default=-1) + 1)
     for counter, name in hlt.items():
         chains[counter] = name
-    return TriggerMenu(smk=smk, name=f"SMK {smk} {origin}", l1_items=tuple(items), hlt_chains=tuple(chains),
-                       hlt_seeds=seeds, hlt_streams=streams)
+    try:
+        return TriggerMenu(smk=smk, name=f"SMK {smk} {origin}", l1_items=tuple(items), hlt_chains=tuple(chains),
+                           hlt_seeds=seeds, hlt_streams=streams)
+    except ValueError as exc:  # a name twice
+        raise _fail(path, str(exc)) from None
