@@ -86,3 +86,32 @@ def test_a_skim_of_wide_masks_writes_every_word(tmp_path, metadata_home):
     words = dict(zip(events.tolist(), _file_words("efPassedPhysics")))
     for event, mask in zip(got["event_number"].tolist(), got["hlt_passed"]):
         assert _bits_of_bytes(np.asarray(mask, "<u8").tobytes()) == _bits_of_words(words[event])
+
+
+@pytest.mark.parametrize("counter", [-1, 65536, 10**9])
+def test_a_menu_with_a_chain_counter_outside_the_widest_mask_is_one_producer_error(tmp_path, counter):
+    import json
+    import uuid
+
+    import awkward as ak
+
+    from eventindex.errors import ProducerError
+    from tests.xaod_run3 import data_info, make_menu, write_run3
+
+    good, bad = tmp_path / "good.root", tmp_path / "AOD.36000001._000001.pool.root.1"
+    write_run3(good, str(uuid.uuid4()).upper(), data_info(10, 451587), [make_menu(3201, seed=1)])
+    with uproot.open(good) as f:
+        events, meta = f["EventData"].arrays(), f["MetaData"].arrays()
+        params = f["##Params"]["db_string"].array(library="np")
+    menu = json.loads(meta["TriggerMenuJson_HLTAux:payload"][0][0])
+    menu["chains"][next(iter(menu["chains"]))]["counter"] = counter
+    with uproot.recreate(bad) as out:
+        out.mkrntuple("EventData", events)
+        out.mkrntuple("MetaData", ak.Array({"TriggerMenuJson_HLTAux:key": meta["TriggerMenuJson_HLTAux:key"],
+                                            "TriggerMenuJson_HLTAux:payload": [[json.dumps(menu)]]}))
+        out.mktree("##Params", {"db_string": "string"})
+        out["##Params"].extend({"db_string": params})
+    with pytest.raises(ProducerError) as err:
+        index_file(bad, naming.parse("data23_13p6TeV.00451587.physics_Main.merge.AOD.f1357_m2173"))
+    assert str(err.value).count("\n") == 0 and bad.name in str(err.value) and f"counter {counter}" in str(err.value)
+    assert "SMK 3201" in str(err.value)
