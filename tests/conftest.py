@@ -142,7 +142,7 @@ def event_payloads(paths) -> dict[int, tuple]:
 
 @pytest.fixture
 def panda_standin(tmp_path, monkeypatch):
-    """The PanDA STAND-IN of tests/panda_standin.py (no PanDA server can run here) on loopback; the picking backend's
+    """The PanDA STAND-IN of harness/panda_standin.py (no PanDA server can run here) on loopback; the picking backend's
     settings point at it. Tests add faults through ``panda.faults``."""
     import secrets
 

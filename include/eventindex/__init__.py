@@ -1,6 +1,6 @@
 """EventIndex: an event catalogue for particle-physics experiments (the domain core; it never imports Airflow).
 
-Where things live (see DESIGN.md for the layers):
+Where things live (the layers: README.md, "Layout"):
 
 - vocabulary: :mod:`.naming` (dataset names), :mod:`.schema` (the index record), :mod:`.trigger` (menus, masks),
   :mod:`.guid`; :mod:`.errors` (every exception); :mod:`.settings` (the one reader of the environment);
