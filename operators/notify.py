@@ -14,6 +14,7 @@ The run's note of a finished request is set by the listener of :mod:`.listeners`
 from __future__ import annotations
 
 import html
+from abc import ABC, abstractmethod
 
 from airflow.providers.smtp.notifications.smtp import SmtpNotifier
 
@@ -30,7 +31,7 @@ def _attr(obj, name: str):
     return obj.get(name) if isinstance(obj, dict) else getattr(obj, name, None)
 
 
-class EventIndexNotifier(SmtpNotifier):
+class EventIndexNotifier(SmtpNotifier, ABC):
     """An :class:`SmtpNotifier` whose recipient, subject and body are composed from the context when it is called
     (:meth:`compose`); ``None`` means nobody to tell, and nothing is sent."""
 
@@ -44,8 +45,9 @@ class EventIndexNotifier(SmtpNotifier):
         """Nothing to render: the fields are composed in :meth:`notify` (the request's own text is never a template;
         and a DAG callback under ``dag.test()`` hands a serialized DAG, which has no template environment)."""
 
+    @abstractmethod
     def compose(self, context, settings: Settings) -> tuple[str, str, str] | None:
-        raise NotImplementedError
+        """``(to, subject, text)`` of the mail, or None when there is nobody to tell."""
 
     def notify(self, context) -> None:
         settings = MetadataHook(metadata_conn_id=self.metadata_conn_id).settings

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import threading
+from abc import ABC, abstractmethod
 from collections import defaultdict
 from dataclasses import dataclass
 from typing import Iterable, Iterator, Protocol, runtime_checkable
@@ -141,7 +142,7 @@ class PreparedLoad:
     menus: list[TriggerMenu]  # menus the records carried (real files) that the catalogue saves with the load
 
 
-class CatalogBase:
+class CatalogBase(ABC):
     backend = "base"
 
     def __init__(self, metadata_url: str):
@@ -168,8 +169,9 @@ class CatalogBase:
     def _manifest_changed(self, live_load_ids: set[str]) -> None:
         """Drop what was cached about dataset versions that are gone."""
 
+    @abstractmethod
     def _scan_count(self, sel: Selection, rows: list[dict], bits) -> int:
-        raise NotImplementedError
+        """Events of ``rows`` passing ``sel`` when the metadata alone cannot say (event-level cuts)."""
 
     # --- loading --------------------------------------------------------------------------------------------
 
