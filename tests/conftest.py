@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -140,24 +141,33 @@ def event_payloads(paths) -> dict[int, tuple]:
     return found
 
 
-@pytest.fixture
-def panda_standin(tmp_path, monkeypatch):
-    """The PanDA STAND-IN of harness/panda_standin.py (no PanDA server can run here) on loopback; the picking backend's
-    settings point at it. Tests add faults through ``panda.faults``."""
+@contextmanager
+def panda_standin_at(base: Path, monkeypatch):
+    """The PanDA STAND-IN of harness/panda_standin.py (no PanDA server can run here) on loopback under ``base``; the
+    picking backend's settings (``monkeypatch``'s environment) point at it. Tests add faults through ``.faults``."""
     import secrets
 
     from eventindex_harness.panda_standin import PandaStandIn
 
-    standin = PandaStandIn(tmp_path / "panda-grid", token=secrets.token_urlsafe(24))
+    standin = PandaStandIn(base / "panda-grid", token=secrets.token_urlsafe(24))
     url = standin.start()
-    token_file = tmp_path / "panda-token"
+    token_file = base / "panda-token"
     token_file.write_text(standin.token)
     for key, value in {"EVENTINDEX_PANDA_URL": url, "EVENTINDEX_PANDA_POLL": "0.2", "PANDA_BEHIND_REAL_LB": "1",
                        "PANDA_VERIFY_HOST": "off", "PANDA_AUTH": "oidc", "PANDA_AUTH_VO": "atlas",
                        "OIDC_AUTH_TOKEN_FILE": str(token_file)}.items():
         monkeypatch.setenv(key, value)
-    yield standin
-    standin.stop()
+    try:
+        yield standin
+    finally:
+        standin.stop()
+
+
+@pytest.fixture
+def panda_standin(tmp_path, monkeypatch):
+    """The PanDA stand-in (``panda_standin_at``) for one test."""
+    with panda_standin_at(tmp_path, monkeypatch) as standin:
+        yield standin
 
 
 from eventindex_harness.activemq import activemq, queue_name  # noqa: E402,F401  (one broker for the whole session)

@@ -12,9 +12,9 @@ import uproot
 pytestmark = [pytest.mark.integration, pytest.mark.cluster]
 
 
-def test_twenty_datasets_ingest_over_rest_with_both_workers_at_work(site):
-    names = [d["name"] for d in site.datasets()][:20]
-    runs = site.ingest(names, "twenty")
+def test_ten_datasets_ingest_over_rest_with_both_workers_at_work(site):
+    names = [d["name"] for d in site.datasets()][:10]  # 60 task instances for two workers of two slots each
+    runs = site.ingest(names, "ten")
     states = site.wait_runs(runs)
     assert states == {name: "success" for name in names}
 

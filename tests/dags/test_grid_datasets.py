@@ -64,7 +64,7 @@ def _sense(dagbag, before) -> dict:
     return _ingest_runs(dagbag, before)
 
 
-def test_a_dataset_of_three_jobs_waits_for_the_last_part_and_is_loaded_once(dagbag, grid):
+def test_a_dataset_of_three_jobs_waits_for_the_last_part_and_is_loaded_once(dagbag, grid, monkeypatch):
     d, job, send, engine = grid
     before = set(_ingest_runs(dagbag))
     a3, a1 = job(3), job(1)
@@ -83,7 +83,9 @@ def test_a_dataset_of_three_jobs_waits_for_the_last_part_and_is_loaded_once(dagb
 
     arrival = threading.Thread(target=last_job_arrives)
     arrival.start()
-    run = dagbag.dags["eventindex_ingest"].test(run_conf=runs[g1])
+    ingest = dagbag.dags["eventindex_ingest"]
+    monkeypatch.setattr(ingest.get_task("wait_complete"), "poke_interval", 2)  # the DAG's 30 s, shortened here
+    run = ingest.test(run_conf=runs[g1])
     arrival.join()
     assert str(run.state) == "success", task_states(run)
     assert seen["detail"] == f"waiting for 1 of {len(d['files'])} files; 2 of 3 jobs staged", seen  # job 2's file

@@ -16,18 +16,31 @@ import pytest
 from eventindex.catalog import open_catalog
 from eventindex.catalog.loader import load_staged
 from eventindex.settings import Settings
-from tests.conftest import dataset, dataset_events
+from eventindex.ddm import LocalRucio, register_world
+from tests.conftest import dataset, dataset_events, panda_standin_at, upgraded
 from tests.e2e.conftest import admin_api, standalone
 
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture
-def airflow(tmp_path, eventindex_home, world_home, panda_standin):
-    world, out, staging = world_home
-    load_staged(open_catalog(Settings.from_env()), str(staging))
-    with standalone(tmp_path / "airflow", eventindex_home) as env:
-        yield env, world, out, panda_standin
+@pytest.fixture(scope="module")
+def airflow(tmp_path_factory, staged_world):
+    """One Airflow standalone for this module's tests (each start costs ~45 s): its own EVENTINDEX_HOME with the small
+    world registered and loaded, and the PanDA stand-in. The tests use names of their own (outputs, run ids)."""
+    world, out, staging = staged_world
+    base = tmp_path_factory.mktemp("pick-cli-rest")
+    home = base / "eventindex-home"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("EVENTINDEX_HOME", str(home))
+        for name in ("EVENTINDEX_STAGING", "EVENTINDEX_STOMP_URL"):
+            mp.delenv(name, raising=False)
+        settings = Settings.from_env()
+        home.mkdir(parents=True)
+        upgraded(settings.metadata_url)
+        register_world(LocalRucio(settings.local_rucio_url), world, out)
+        load_staged(open_catalog(settings), str(staging))
+        with panda_standin_at(base, mp) as standin, standalone(base / "airflow", home) as env:
+            yield env, world, out, standin
 
 
 def test_a_200k_line_pick_goes_by_the_requests_area_and_reports_found_and_missing(airflow, tmp_path):
