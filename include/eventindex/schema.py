@@ -77,9 +77,10 @@ def widen_hlt(table: pa.Table, nbytes: int) -> pa.Table:
         i = table.schema.get_field_index(name)
         column = table.column(i).combine_chunks()
         n = len(column)
-        data = np.frombuffer(column.buffers()[1], np.uint8)[column.offset * have:(column.offset + n) * have]
         wide = np.zeros((n, nbytes), np.uint8)
-        wide[:, :have] = data.reshape(n, have)
+        if n:
+            data = np.frombuffer(column.buffers()[1], np.uint8)[column.offset * have:(column.offset + n) * have]
+            wide[:, :have] = data.reshape(n, have)
         validity = column.buffers()[0] if column.null_count else None
         if validity is not None and column.offset:
             validity = pa.array(column.is_valid()).buffers()[1]
