@@ -26,8 +26,8 @@ from . import __version__, naming, xaod
 from .errors import ProducerError
 from .guid import guid_in_name
 from .rootfile import EVENTS_TREE, INDEX_BRANCHES, MC_BRANCHES, PROV_RE, read_fid, read_stream
-from .schema import (HLT_MASKS, L1_MASKS, MENUS_KEY, SCHEMA_VERSION, TRIGGER_KEY, identity_columns, merged_menus,
-                     record_schema, ref_columns, unify_hlt)
+from .schema import (HLT_MASKS, L1_MASKS, SCHEMA_VERSION, TRIGGER_KEY, concat_records, identity_columns,
+                     record_schema, ref_columns)
 from .staging import atomic_output, open_staging, uri_of
 from .trigger import masks_to_arrow
 
@@ -205,10 +205,9 @@ def produce(dataset: str, files: list[str | Path], staging: str, task_id: int = 
                             "nothing written")
     meta = {"eventindex.dataset": ds.name, "eventindex.task_id": str(task_id), "eventindex.job_id": str(job_id),
             "eventindex.producer": __version__}
-    menus = merged_menus([f.table for f in indexed])
-    table = pa.concat_tables(unify_hlt([f.table for f in indexed])).replace_schema_metadata(
-        {**indexed[0].table.schema.metadata, **{k.encode(): v.encode() for k, v in meta.items()},
-         **({MENUS_KEY.encode(): menus} if menus else {})})
+    table = concat_records([f.table for f in indexed])
+    table = table.replace_schema_metadata({**table.schema.metadata,
+                                           **{k.encode(): v.encode() for k, v in meta.items()}})
     run = table.column("run_number").to_numpy()
     evt = table.column("event_number").to_numpy()
     unique, _, _ = _unique_and_range(run, evt)

@@ -118,6 +118,16 @@ def merged_menus(tables: list[pa.Table]) -> bytes | None:
     return json.dumps(list(found.values())).encode() if found else None
 
 
+def concat_records(tables: list[pa.Table]) -> pa.Table:
+    """Record tables as one: HLT masks widened to the widest (``unify_hlt``), the first table's metadata with the
+    menus of all (``merged_menus``). ValueError (pyarrow's ArrowInvalid is one) when they do not fit together."""
+    menus = merged_menus(tables)
+    table = pa.concat_tables(unify_hlt(tables), promote_options="none")
+    if menus:
+        table = table.replace_schema_metadata({**(table.schema.metadata or {}), MENUS_KEY.encode(): menus})
+    return table
+
+
 def stage_key(stage: str) -> tuple[int, str]:
     return (STAGE_ORDER.index(stage), stage) if stage in STAGE_ORDER else (len(STAGE_ORDER), stage)
 

@@ -15,9 +15,8 @@ Simulation has no stream; data gets the dataset's stream, as with our own files.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import json
+from dataclasses import dataclass
 
 import awkward as ak
 import numpy as np

@@ -16,7 +16,7 @@ import pyarrow.parquet as pq
 
 from ..errors import BadLoad
 from ..naming import DatasetName
-from ..schema import BASE_FIELDS, HLT_MASKS, MENUS_KEY, STAGE_RE, is_hlt_mask_type, merged_menus, unify_hlt
+from ..schema import BASE_FIELDS, HLT_MASKS, MENUS_KEY, STAGE_RE, concat_records, is_hlt_mask_type
 from ..trigger import TriggerMenu, masks_from_arrow
 
 TRIGGER_COLUMNS = {"L1": "l1_tav", "HLT": "hlt_passed"}
@@ -54,16 +54,9 @@ def as_table(records) -> pa.Table:
     if not parts:
         raise BadLoad("no records given")
     try:
-        menus = merged_menus(parts)
+        return concat_records(parts)
     except ValueError as exc:
-        raise BadLoad(str(exc)) from None
-    try:
-        table = pa.concat_tables(unify_hlt(parts), promote_options="none")
-    except (pa.ArrowInvalid, ValueError) as exc:
-        raise BadLoad(f"the record files have different schemas: {exc}") from None
-    if menus:
-        table = table.replace_schema_metadata({**(table.schema.metadata or {}), MENUS_KEY.encode(): menus})
-    return table
+        raise BadLoad(f"the record files do not fit together: {exc}") from None
 
 
 def carried_menus(ds: DatasetName, table: pa.Table, known: dict[int, TriggerMenu]) -> tuple[pa.Table, list]:

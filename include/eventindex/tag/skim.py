@@ -302,6 +302,8 @@ def _branch(batch: pa.RecordBatch, name: str, formats, branches: dict) -> np.nda
             col = col.cast(pa.binary(words * 8))
         have = col.type.byte_width  # an HLT mask's width is per dataset: padded (or cut) to the branch's
         data = np.frombuffer(col.buffers()[1], np.uint8)[col.offset * have:(col.offset + len(col)) * have]
+        if have == words * 8:
+            return data.view("<u8").reshape(len(col), words)
         data = data.reshape(len(col), have)
         if have > words * 8 and data[:, words * 8:].any():
             raise BadRequest(f"{name} sets a bit beyond the {words * 64} bits of the selected datasets' menus")
